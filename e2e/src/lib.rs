@@ -1,0 +1,70 @@
+//! Test harness that runs pangea-operator against REAL components on this machine, kind-like
+//! but without Docker: etcd + kube-apiserver built by `scripts/bootstrap.sh`, and an AWS
+//! emulator (LocalStack by default, moto on request). Every server binds 127.0.0.1 on a free
+//! port, is stopped by PID (TERM, wait, KILL) when its handle drops — also while a test panics
+//! — and has its log printed when the test fails.
+
+pub mod control_plane;
+pub mod emulator;
+pub mod manifests;
+pub mod pki;
+pub mod process;
+pub mod sockets;
+pub mod toolchain;
+
+pub use control_plane::{ControlPlane, TestNamespace};
+pub use emulator::{AwsEmulator, EmulatorKind};
+pub use toolchain::Toolchain;
+
+/// Harness failures. Each names the component and carries the cause.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The bootstrap has not been run or its output is incomplete.
+    #[error("toolchain: {0} (run scripts/bootstrap.sh)")]
+    Toolchain(String),
+    /// A process could not be started.
+    #[error("starting {name}: {source}")]
+    Spawn {
+        /// Component name.
+        name: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A component did not become ready in time.
+    #[error("{name} not ready after {seconds}s; last log lines:\n{log_tail}")]
+    NotReady {
+        /// Component name.
+        name: String,
+        /// How long we waited.
+        seconds: u64,
+        /// End of its log.
+        log_tail: String,
+    },
+    /// File system problems in the harness's own directories.
+    #[error("{context}: {source}")]
+    Io {
+        /// What the harness was doing.
+        context: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Certificate generation failed.
+    #[error("generating certificates: {0}")]
+    Pki(#[from] rcgen::Error),
+    /// Talking to the apiserver failed.
+    #[error("kubernetes: {0}")]
+    Kube(#[from] kube::Error),
+    /// Building the client configuration failed.
+    #[error("kubeconfig: {0}")]
+    Kubeconfig(String),
+}
+
+/// Result with the harness's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let context = context.into();
+    move |source| Error::Io { context, source }
+}

@@ -1,0 +1,43 @@
+//! Creating arbitrary YAML manifests (any kind the apiserver knows) in a test namespace, the
+//! way `kubectl create -f` would, so tests can feed user-facing files unchanged.
+
+use kube::{
+    Api, Client,
+    api::{DynamicObject, GroupVersionKind, PostParams},
+    discovery::pinned_kind,
+};
+use serde::Deserialize;
+
+use crate::{Error, Result};
+
+/// Splits a multi-document YAML text into objects (empty documents skipped).
+pub fn parse_documents(text: &str) -> Result<Vec<DynamicObject>> {
+    let mut objects = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(text) {
+        let value = serde_yaml::Value::deserialize(doc)
+            .map_err(|e| Error::Kubeconfig(format!("YAML: {e}")))?;
+        if value.is_null() {
+            continue;
+        }
+        let obj: DynamicObject = serde_yaml::from_value(value)
+            .map_err(|e| Error::Kubeconfig(format!("manifest: {e}")))?;
+        objects.push(obj);
+    }
+    Ok(objects)
+}
+
+/// Creates `obj` in `namespace`, resolving its kind through discovery. Returns the apiserver's
+/// answer so tests can assert on rejections.
+pub async fn create(
+    client: &Client,
+    namespace: &str,
+    obj: &DynamicObject,
+) -> Result<DynamicObject, kube::Error> {
+    let types = obj.types.clone().unwrap_or_default();
+    let gvk = GroupVersionKind::try_from(&types).map_err(|e| {
+        kube::Error::Discovery(kube::error::DiscoveryError::MissingKind(e.to_string()))
+    })?;
+    let (resource, _caps) = pinned_kind(client, &gvk).await?;
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    api.create(&PostParams::default(), obj).await
+}

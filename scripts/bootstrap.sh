@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# Installs (idempotently) every tool the tests and the demo need, all under one cache directory:
+#   kube-apiserver + etcd built from the Go module proxy, a LocalStack venv (Python 3.13),
+#   a moto venv (Python 3.11), Ruby from Debian. It DISCOVERS terraform/tofu and a provider
+#   filesystem mirror and records what it found in "$PANGEA_CACHE_DIR/env".
+# A warm run only checks stamps and finishes in seconds.
+set -euo pipefail
+
+KUBE_VERSION="${PANGEA_KUBE_VERSION:-v1.36.3}"
+ETCD_VERSION="${PANGEA_ETCD_VERSION:-v3.6.16}"
+LOCALSTACK_VERSION="${PANGEA_LOCALSTACK_VERSION:-2026.3.0}"
+MOTO_VERSION="${PANGEA_MOTO_VERSION:-5.1.22}"
+
+CACHE="${PANGEA_CACHE_DIR:-$HOME/.cache/pangea-operator}"
+BIN="$CACHE/bin"
+STAMPS="$CACHE/stamps"
+LOGS="$CACHE/bootstrap-logs"
+mkdir -p "$BIN" "$STAMPS" "$LOGS"
+
+log() { printf '[bootstrap %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+stamp_ok() { [[ -f "$STAMPS/$1" && "$(cat "$STAMPS/$1")" == "$2" ]]; }
+stamp_set() { printf '%s' "$2" >"$STAMPS/$1"; }
+timed() { local start=$SECONDS; "$@"; log "  took $((SECONDS - start))s"; }
+
+# ---------- Go binaries: etcd and kube-apiserver -------------------------------------------
+build_etcd() {
+  local dir="$CACHE/src/etcd"
+  rm -rf "$dir" && mkdir -p "$dir"
+  cat >"$dir/main.go" <<'GO'
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+  (
+    cd "$dir"
+    go mod init pangea.local/etcd >/dev/null 2>&1
+    go get "go.etcd.io/etcd/server/v3@${ETCD_VERSION}" >"$LOGS/etcd-get.log" 2>&1
+    go mod tidy >>"$LOGS/etcd-get.log" 2>&1
+    CGO_ENABLED=0 go build -o "$BIN/etcd.tmp" . >"$LOGS/etcd-build.log" 2>&1
+  )
+  mv "$BIN/etcd.tmp" "$BIN/etcd"
+}
+
+build_kube_apiserver() {
+  local dir="$CACHE/src/kubernetes"
+  local staging="v0.${KUBE_VERSION#v1.}"
+  rm -rf "$dir" && mkdir -p "$dir"
+  (
+    cd "$dir"
+    go mod init pangea.local/kubernetes >/dev/null 2>&1
+    # k8s.io/kubernetes replaces its staging modules with ./staging paths, which do not exist
+    # in the module zip: replace each by its published version.
+    local gomod
+    gomod="$(go mod download -json "k8s.io/kubernetes@${KUBE_VERSION}" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')"
+    {
+      echo "require k8s.io/kubernetes ${KUBE_VERSION}"
+      grep -E '^\s*k8s\.io/[a-z0-9-]+ => \./staging/' "$gomod" |
+        awk -v v="$staging" '{print "replace " $1 " => " $1 " " v}'
+    } >>go.mod
+    cat >tools.go <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
+GO
+    go mod tidy >"$LOGS/kube-tidy.log" 2>&1
+    CGO_ENABLED=0 go build -ldflags "$(kube_ldflags)" -o "$BIN/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver \
+      >"$LOGS/kube-build.log" 2>&1
+  )
+  mv "$BIN/kube-apiserver.tmp" "$BIN/kube-apiserver"
+}
+
+kube_ldflags() {
+  local pkg=k8s.io/component-base/version minor="${KUBE_VERSION#v1.}"
+  minor="${minor%%.*}"
+  echo "-s -w -X ${pkg}.gitVersion=${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor} -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=1970-01-01T00:00:00Z"
+}
+
+# kubectl is usually on the machine; when it is not, build it from the same module.
+ensure_kubectl() {
+  if command -v kubectl >/dev/null 2>&1; then KUBECTL="$(command -v kubectl)"; return 0; fi
+  KUBECTL="$BIN/kubectl"
+  if stamp_ok kubectl "$KUBE_VERSION" && [[ -x "$KUBECTL" ]]; then return 0; fi
+  log "kubectl not found: building ${KUBE_VERSION} from the Go module proxy"
+  (cd "$CACHE/src/kubernetes" && CGO_ENABLED=0 timed go build -ldflags "$(kube_ldflags)" -o "$BIN/kubectl.tmp" k8s.io/kubernetes/cmd/kubectl >"$LOGS/kubectl-build.log" 2>&1)
+  mv "$BIN/kubectl.tmp" "$KUBECTL"
+  stamp_set kubectl "$KUBE_VERSION"
+}
+
+ensure_go_binaries() {
+  command -v go >/dev/null || { log "go is required (not found on PATH)"; exit 1; }
+  if ! stamp_ok etcd "$ETCD_VERSION" || [[ ! -x "$BIN/etcd" ]]; then
+    log "building etcd ${ETCD_VERSION} from the Go module proxy"
+    timed build_etcd
+    stamp_set etcd "$ETCD_VERSION"
+  fi
+  if ! stamp_ok kube-apiserver "$KUBE_VERSION" || [[ ! -x "$BIN/kube-apiserver" ]]; then
+    log "building kube-apiserver ${KUBE_VERSION} from the Go module proxy (cold: ~5 min)"
+    timed build_kube_apiserver
+    stamp_set kube-apiserver "$KUBE_VERSION"
+  fi
+}
+
+# ---------- Python emulators ---------------------------------------------------------------
+find_python() { # $1 = wanted minor version, e.g. 3.13
+  # pyenv shims exist for every installed version but only run the selected ones, so each
+  # candidate is proven by running it.
+  local want="$1" cand root=""
+  command -v pyenv >/dev/null 2>&1 && root="$(pyenv root 2>/dev/null)"
+  for cand in ${root:+"$root"/versions/"$want"*/bin/python"$want"} "python$want"; do
+    if "$cand" -c 'import sys' >/dev/null 2>&1; then command -v "$cand"; return 0; fi
+  done
+  return 1
+}
+
+ensure_venv() { # name python-minor stamp-value pip-args...
+  local name="$1" minor="$2" value="$3"; shift 3
+  local venv="$CACHE/venv/$name"
+  if stamp_ok "venv-$name" "$value" && [[ -x "$venv/bin/python" ]]; then return 0; fi
+  local py
+  py="$(find_python "$minor")" || { log "Python $minor not found (needed for $name)"; exit 1; }
+  log "creating $name venv with $py"
+  rm -rf "$venv"
+  "$py" -m venv "$venv"
+  local start=$SECONDS
+  "$venv/bin/pip" install --quiet "$@" >"$LOGS/pip-$name.log" 2>&1 ||
+    { tail -20 "$LOGS/pip-$name.log" >&2; exit 1; }
+  log "  took $((SECONDS - start))s"
+  stamp_set "venv-$name" "$value"
+}
+
+ensure_emulators() {
+  ensure_venv localstack 3.13 "$LOCALSTACK_VERSION" \
+    "localstack-core[runtime]==${LOCALSTACK_VERSION}" 'cbor2<6' 'pyopenssl<26' 'cryptography<47' boto3
+  ensure_venv moto 3.11 "$MOTO_VERSION" "moto[server]==${MOTO_VERSION}" boto3
+}
+
+# ---------- Ruby ---------------------------------------------------------------------------
+ensure_ruby() {
+  if command -v ruby >/dev/null 2>&1; then return 0; fi
+  log "installing ruby from Debian"
+  local sudo=""
+  [[ "$(id -u)" == 0 ]] || sudo="sudo"
+  timed bash -c "$sudo apt-get update -qq >'$LOGS/apt.log' 2>&1 && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq ruby >>'$LOGS/apt.log' 2>&1"
+}
+
+# ---------- Discovery: terraform/tofu and provider mirror ----------------------------------
+discover_provider_mirror() {
+  # A filesystem mirror is <root>/<hostname>/<namespace>/<type>/<version>/<os_arch>/terraform-provider-*.
+  local hit
+  for root in ${PANGEA_PROVIDER_MIRROR:-} /opt /usr/share/terraform /usr/local/share/terraform "$HOME/.terraform.d" "$HOME/.local/share/terraform"; do
+    [[ -d "$root" ]] || continue
+    hit="$(find "$root" -maxdepth 8 -type f -name 'terraform-provider-*' 2>/dev/null | head -1)"
+    if [[ -n "$hit" ]]; then
+      # strip /<hostname>/<ns>/<type>/<version>/<os_arch>/<file>
+      echo "$hit" | awk -F/ '{ OFS="/"; NF=NF-6; print }'
+      return 0
+    fi
+  done
+  return 1
+}
+
+write_env() {
+  local tf tofu mirror ruby_bin
+  tf="$(command -v terraform || true)"
+  tofu="$(command -v tofu || true)"
+  mirror="$(discover_provider_mirror || true)"
+  ruby_bin="$(command -v ruby || true)"
+  local rc="$CACHE/terraformrc"
+  if [[ -n "$mirror" ]]; then
+    cat >"$rc" <<RC
+provider_installation {
+  filesystem_mirror {
+    path = "$mirror"
+  }
+  direct {
+    exclude = ["registry.terraform.io/*/*"]
+  }
+}
+plugin_cache_dir = "$CACHE/plugin-cache"
+RC
+  else
+    printf 'plugin_cache_dir = "%s"\n' "$CACHE/plugin-cache" >"$rc"
+  fi
+  mkdir -p "$CACHE/plugin-cache"
+  cat >"$CACHE/env" <<ENV
+PANGEA_CACHE_DIR=$CACHE
+PANGEA_KUBE_APISERVER=$BIN/kube-apiserver
+PANGEA_ETCD=$BIN/etcd
+PANGEA_LOCALSTACK_PYTHON=$CACHE/venv/localstack/bin/python
+PANGEA_MOTO_PYTHON=$CACHE/venv/moto/bin/python
+PANGEA_RUBY=$ruby_bin
+PANGEA_KUBECTL=$KUBECTL
+PANGEA_TERRAFORM=$tf
+PANGEA_TOFU=$tofu
+PANGEA_PROVIDER_MIRROR=$mirror
+PANGEA_TF_CLI_CONFIG=$rc
+ENV
+  log "found: terraform=${tf:-none} tofu=${tofu:-none} ruby=${ruby_bin:-none} kubectl=$KUBECTL"
+  log "found: provider mirror=${mirror:-none (registry)}"
+  log "wrote $CACHE/env"
+}
+
+main() {
+  local start=$SECONDS
+  ensure_ruby
+  ensure_emulators
+  ensure_go_binaries
+  ensure_kubectl
+  write_env
+  log "bootstrap complete in $((SECONDS - start))s (cache: $CACHE)"
+}
+
+main "$@"

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every test: bootstraps the toolchain (idempotent), checks formatting and lints, then
+# runs the unit, real-apiserver and emulator tests of the whole workspace (e2e included).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/bootstrap.sh
+# The Terraform CLI config the bootstrap wrote (provider mirror, plugin cache).
+export TF_CLI_CONFIG_FILE="${PANGEA_CACHE_DIR:-$HOME/.cache/pangea-operator}/terraformrc"
+
+step() { printf '\n== %s\n' "$*" >&2; }
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo test (workspace, e2e included)"
+cargo test --workspace --locked "$@"
