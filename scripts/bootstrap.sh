@@ -146,12 +146,26 @@ ensure_emulators() {
 }
 
 # ---------- Ruby ---------------------------------------------------------------------------
-ensure_ruby() {
-  if command -v ruby >/dev/null 2>&1; then return 0; fi
-  log "installing ruby from Debian"
+# Ruby runs the bundled Pangea compiler; git and sshd serve the source tests (a real SSH
+# server on loopback).
+ensure_debian_packages() {
+  local missing=()
+  command -v ruby >/dev/null 2>&1 || missing+=(ruby)
+  command -v git >/dev/null 2>&1 || missing+=(git)
+  command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
+  [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  log "installing ${missing[*]} from Debian"
   local sudo=""
   [[ "$(id -u)" == 0 ]] || sudo="sudo"
-  timed bash -c "$sudo apt-get update -qq >'$LOGS/apt.log' 2>&1 && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq ruby >>'$LOGS/apt.log' 2>&1"
+  # Packages must not start services (sshd would listen on every interface): a policy-rc.d
+  # that denies starts, unless the machine already has one.
+  local policy=/usr/sbin/policy-rc.d own_policy=""
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod +x "$policy" && own_policy=1
+  fi
+  timed bash -c "$sudo apt-get update -qq >'$LOGS/apt.log' 2>&1 && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends ${missing[*]} >>'$LOGS/apt.log' 2>&1"
+  [[ -z $own_policy ]] || $sudo rm -f "$policy"
 }
 
 # ---------- Discovery: terraform/tofu and provider mirror ----------------------------------
@@ -213,7 +227,7 @@ ENV
 
 main() {
   local start=$SECONDS
-  ensure_ruby
+  ensure_debian_packages
   ensure_emulators
   ensure_go_binaries
   ensure_kubectl

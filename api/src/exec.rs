@@ -96,7 +96,7 @@ pub struct Request {
 
 /// Where the template file comes from, as given to the executor.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum RequestSource {
     /// The file's content (inline and ConfigMap sources).
     Content {
@@ -105,6 +105,12 @@ pub enum RequestSource {
         /// File name reported in diagnostics.
         #[serde(default = "default_file_name")]
         file_name: String,
+    },
+    /// A file on the executor's own filesystem (the CLI); files beside it are available to
+    /// `require_relative`. Never produced by the operator.
+    Local {
+        /// Path of the template file.
+        path: String,
     },
     /// A file in a git repository.
     Git {
@@ -116,7 +122,8 @@ pub enum RequestSource {
         /// Template file path inside the repository.
         #[serde(default = "default_file_name")]
         path: String,
-        /// Directory holding credential files (`token`, `identity`, `known_hosts`).
+        /// Directory holding credential files: `token` (and optional `username`, default
+        /// `x-access-token`) for HTTPS, or `identity` (and optional `known_hosts`) for SSH.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         credentials_dir: Option<String>,
     },

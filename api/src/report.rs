@@ -52,6 +52,10 @@ pub struct DriftedResource {
     /// How many further changed attributes were cut to bound the size.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub attributes_omitted: u32,
+    /// Set when this entry only echoes the drift of another resource (a computed mirror such
+    /// as `aws_s3_bucket.versioning` for `aws_s3_bucket_versioning`): that resource's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror_of: Option<String>,
 }
 
 /// A drift check's finding.

@@ -96,6 +96,7 @@ fn drifted(severity: Severity) -> DriftedResource {
         severity,
         attributes: vec![],
         attributes_omitted: 0,
+        mirror_of: None,
     }
 }
 

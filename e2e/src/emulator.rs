@@ -129,6 +129,33 @@ impl AwsEmulator {
         ]
     }
 
+    /// Makes an out-of-band change with `e2e/scripts/aws_drift.py` (boto3 in the emulator's
+    /// venv), e.g. `["open-ingress", "web", "22", "0.0.0.0/0"]`. Returns its stdout.
+    pub fn out_of_band(&self, args: &[&str]) -> Result<String> {
+        let tools = Toolchain::load()?;
+        let python = match self.kind {
+            EmulatorKind::LocalStack => tools.localstack_python,
+            EmulatorKind::Moto => tools.moto_python,
+        };
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/aws_drift.py");
+        let out = Command::new(python)
+            .arg(&script)
+            .args(args)
+            .envs(self.aws_env())
+            .output()
+            .map_err(|source| crate::Error::Spawn {
+                name: "aws_drift.py".into(),
+                source,
+            })?;
+        if !out.status.success() {
+            return Err(crate::Error::OutOfBand(format!(
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// PIDs of the emulator processes.
     pub fn pids(&self) -> Vec<u32> {
         std::iter::once(self.main.pid())

@@ -56,6 +56,9 @@ pub enum Error {
     /// Talking to the apiserver failed.
     #[error("kubernetes: {0}")]
     Kube(#[from] kube::Error),
+    /// An out-of-band change to the emulator failed.
+    #[error("out-of-band change failed: {0}")]
+    OutOfBand(String),
     /// Building the client configuration failed.
     #[error("kubeconfig: {0}")]
     Kubeconfig(String),

@@ -1,5 +1,12 @@
-//! `pangea-executor`: runs one Pangea template end to end. Today it holds the compiler
-//! ([`compile`]): Pangea template files (Ruby) to Terraform JSON, via the bundled stdlib-only
-//! Ruby program and the system `ruby`. Plan, drift, apply and compliance build on it.
+//! `pangea-executor`: runs one Pangea template end to end: fetch the source ([`source`]),
+//! compile it to Terraform JSON ([`compile`]), run terraform/tofu, and turn what it finds into
+//! typed drift / plan / compliance reports ([`report`]).
 
+pub mod backend;
 pub mod compile;
+pub mod execute;
+pub mod report;
+pub mod scrub;
+pub mod source;
+pub mod terraform;
+pub mod workspace;

@@ -295,7 +295,7 @@ fn deadline_kills_a_hanging_template() {
     std::fs::write(&file, "sleep 30\ntemplate :t do\nend\n").unwrap();
     let started = std::time::Instant::now();
     let out = compile(&["--timeout", "1"], &file);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(3));
     assert!(started.elapsed().as_secs() < 10);
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("timed out"), "{stderr}");
@@ -323,7 +323,7 @@ fn missing_ruby_is_a_clear_error() {
         .arg(&file)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(
         stderr.contains("/nonexistent/ruby does not exist"),

@@ -1,4 +1,16 @@
-//! Kubernetes controllers for `PangeaTemplate` and `PangeaStack` (filled by the operator
-//! issue): a pure `decide(spec, status, running execution, now) -> Step` at the centre,
-//! execution backends (local in-process executor, Job), status written by server-side apply
-//! only on change, Events, Prometheus metrics and notifications around it.
+//! Kubernetes controllers for `PangeaTemplate` and `PangeaStack`.
+//!
+//! The pure core (no client, no I/O, no clock reads; `now` is always an input):
+//! - [`decide`]: what to do next for one template, from its spec, status and running execution.
+//! - [`status`]: how the status changes when an execution starts or finishes, or a decision
+//!   blocks; the Events to publish; whether anything changed at all (to skip writes).
+//! - [`conditions`]: setting conditions so `lastTransitionTime` moves only on transitions.
+//! - [`schedule`]: maintenance windows, jitter and retry backoff.
+//!
+//! The runtime around it (watchers, execution backends, server-side-apply status writes,
+//! Events, metrics) calls these functions and does the I/O.
+
+pub mod conditions;
+pub mod decide;
+pub mod schedule;
+pub mod status;

@@ -114,6 +114,10 @@ pub struct PangeaSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     pub template: Option<String>,
+    /// Apply spec changes and periodic reconciles without waiting for `approvePlan`, within
+    /// the safety limits. When false, changes are planned and wait for approval.
+    #[serde(default)]
+    pub auto_approve: bool,
     /// Terraform input variables given as plain values.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(schema_with = "crate::template::source::free_form_map")]

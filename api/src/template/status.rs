@@ -206,6 +206,9 @@ pub struct ExecutionStatus {
     /// Why it failed (never contains secrets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Failed executions in a row (drives the retry backoff; 0 after a success).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub consecutive_failures: u32,
 }
 
 /// Phase of an execution.

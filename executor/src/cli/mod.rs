@@ -1,20 +1,29 @@
-//! Command line of `pangea-executor`: one module per subcommand (today `compile`; plan, drift,
-//! apply, destroy and run go beside it). Only the binary uses this; the logic lives in the
+//! Command line of `pangea-executor`: one module per subcommand family (`compile`; `drift`,
+//! `plan`, `apply`, `destroy` in `infra`; `run`). Only the binary uses this; the logic lives in the
 //! library so the operator can call it in-process.
 
+mod common;
 mod compile;
+mod infra;
+mod run;
+mod table;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use pangea_api::exec::ExecutionKind;
 use tracing_subscriber::EnvFilter;
 
-/// The input had errors a person must fix (e.g. a template does not compile).
+// Exit codes, shared by every subcommand (terraform's `-detailed-exitcode` convention for 0/2).
+/// The input had errors a person must fix (e.g. a template does not compile), or an apply
+/// was refused by a safety limit.
 pub const EXIT_INVALID: u8 = 1;
-/// The executor itself failed (no ruby, timeout, I/O).
-pub const EXIT_FAILURE: u8 = 2;
+/// Drift found or changes pending (drift, plan).
+pub const EXIT_CHANGES: u8 = 2;
+/// The executor or what it runs failed (no ruby or terraform, timeout, cloud errors, I/O).
+pub const EXIT_FAILURE: u8 = 3;
 
-/// Runs one Pangea template: compile to Terraform JSON, and (later) plan, drift, apply.
+/// Runs one Pangea template: compile to Terraform JSON, report drift and pending changes, apply.
 #[derive(Debug, Parser)]
 #[command(name = "pangea-executor", version, about)]
 pub struct Cli {
@@ -26,6 +35,16 @@ pub struct Cli {
 enum Command {
     /// Compile a Pangea template file to one Terraform JSON document per template.
     Compile(compile::CompileArgs),
+    /// Report changes made outside Terraform (refresh-only plan), attribute by attribute.
+    Drift(infra::InfraArgs),
+    /// Report pending configuration changes (normal plan) and the plan id to approve.
+    Plan(infra::InfraArgs),
+    /// Plan, check safety limits and approval, apply, and settle state.
+    Apply(infra::InfraArgs),
+    /// Destroy everything a template manages (requires --allow-destroy).
+    Destroy(infra::InfraArgs),
+    /// Execute one typed request (the Job entry point): request JSON in, result JSON out.
+    Run(run::RunArgs),
 }
 
 impl Cli {
@@ -33,6 +52,11 @@ impl Cli {
         let Self { command } = self;
         match command {
             Command::Compile(args) => args.run().await,
+            Command::Drift(args) => args.run(ExecutionKind::Drift).await,
+            Command::Plan(args) => args.run(ExecutionKind::Plan).await,
+            Command::Apply(args) => args.run(ExecutionKind::Apply).await,
+            Command::Destroy(args) => args.run(ExecutionKind::Destroy).await,
+            Command::Run(args) => args.run().await,
         }
     }
 }

@@ -1,0 +1,73 @@
+"""Out-of-band changes to cloud resources, made the way a person with console access would:
+straight through the AWS API (boto3), behind Terraform's back. Used by e2e tests and the demo.
+
+    python aws_drift.py suspend-versioning BUCKET
+    python aws_drift.py open-ingress GROUP_NAME PORT CIDR
+    python aws_drift.py set-a-record ZONE_NAME RECORD_NAME VALUE
+    python aws_drift.py delete-bucket BUCKET
+    python aws_drift.py describe-ingress GROUP_NAME        # prints the rules as JSON
+
+The endpoint comes from AWS_ENDPOINT_URL, credentials from the usual AWS_* variables.
+"""
+
+import json
+import os
+import sys
+
+import boto3
+
+
+def client(service):
+    return boto3.client(service, endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+
+
+def suspend_versioning(bucket):
+    client("s3").put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
+
+
+def group_id(name):
+    groups = client("ec2").describe_security_groups(Filters=[{"Name": "group-name", "Values": [name]}])
+    return groups["SecurityGroups"][0]["GroupId"]
+
+
+def open_ingress(name, port, cidr):
+    client("ec2").authorize_security_group_ingress(
+        GroupId=group_id(name), IpProtocol="tcp", FromPort=int(port), ToPort=int(port), CidrIp=cidr
+    )
+
+
+def describe_ingress(name):
+    groups = client("ec2").describe_security_groups(GroupIds=[group_id(name)])
+    print(json.dumps(groups["SecurityGroups"][0]["IpPermissions"]))
+
+
+def set_a_record(zone_name, record_name, value):
+    r53 = client("route53")
+    zones = r53.list_hosted_zones_by_name(DNSName=zone_name)["HostedZones"]
+    zone = next(z for z in zones if z["Name"].rstrip(".") == zone_name.rstrip("."))
+    r53.change_resource_record_sets(
+        HostedZoneId=zone["Id"],
+        ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": {
+            "Name": record_name, "Type": "A", "TTL": 300, "ResourceRecords": [{"Value": value}]}}]},
+    )
+
+
+def delete_bucket(bucket):
+    s3 = client("s3")
+    for version in s3.list_object_versions(Bucket=bucket).get("Versions", []):
+        s3.delete_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])
+    s3.delete_bucket(Bucket=bucket)
+
+
+COMMANDS = {
+    "suspend-versioning": suspend_versioning,
+    "open-ingress": open_ingress,
+    "describe-ingress": describe_ingress,
+    "set-a-record": set_a_record,
+    "delete-bucket": delete_bucket,
+}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        sys.exit(__doc__)
+    COMMANDS[sys.argv[1]](*sys.argv[2:])

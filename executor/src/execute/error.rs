@@ -1,0 +1,120 @@
+//! Everything that can stop an execution, classified for the operator: `transient` failures
+//! are retried with backoff, the rest wait for a person (spec or template change).
+
+use pangea_api::exec::ExecutionError;
+
+use crate::{
+    compile::{CompileError, Diagnostic},
+    report::ReportError,
+    source::SourceError,
+    terraform::{TerraformError, discover::DiscoverError, process::ProcessError},
+    workspace::WorkspaceError,
+};
+
+/// An execution failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// A sensitive variable file could not be read.
+    #[error("reading sensitive variable {name}: {source}")]
+    SensitiveVariable {
+        /// Variable name.
+        name: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The source could not be fetched.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The compiler could not run.
+    #[error(transparent)]
+    Compiler(#[from] CompileError),
+    /// The template has errors (each `file:line: Class: message`).
+    #[error("{}", join(.0))]
+    Template(Vec<Diagnostic>),
+    /// The requested template block is not in the file, or the file holds several and none
+    /// was named.
+    #[error("{0}")]
+    TemplateSelection(String),
+    /// terraform/tofu or its configuration is missing.
+    #[error(transparent)]
+    Discover(#[from] DiscoverError),
+    /// The workspace could not be written.
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+    /// A terraform command failed.
+    #[error(transparent)]
+    Terraform(#[from] TerraformError),
+    /// Terraform's output could not be turned into a report.
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    /// The apply was refused before changing anything.
+    #[error("{message}")]
+    Refused {
+        /// `DestroyNotAllowed`, `TooManyChanges`, `StaleApproval`.
+        reason: &'static str,
+        /// Explanation for a person.
+        message: String,
+    },
+    /// The request asks for something this executor does not do yet.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+fn join(diagnostics: &[Diagnostic]) -> String {
+    diagnostics
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl ExecError {
+    /// Short machine-readable cause.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::SensitiveVariable { .. } => "SensitiveVariableUnreadable",
+            Self::Source(e) => e.reason(),
+            Self::Compiler(_) => "CompilerFailed",
+            Self::Template(_) => "TemplateError",
+            Self::TemplateSelection(_) => "TemplateNotSelected",
+            Self::Discover(_) => "BinaryNotFound",
+            Self::Workspace(_) => "WorkspaceError",
+            Self::Terraform(TerraformError::Process(ProcessError::TimedOut { .. })) => {
+                "DeadlineExceeded"
+            }
+            Self::Terraform(TerraformError::Process(ProcessError::Cancelled { .. })) => "Cancelled",
+            Self::Terraform(_) => "TerraformFailed",
+            Self::Report(_) => "ReportFailed",
+            Self::Refused { reason, .. } => reason,
+            Self::Unsupported(_) => "Unsupported",
+        }
+    }
+
+    /// Whether retrying later may help without anyone changing anything.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Source(e) => e.is_transient(),
+            Self::Terraform(e) => e.is_transient(),
+            Self::Compiler(_) | Self::Workspace(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the deadline was hit.
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            Self::Terraform(TerraformError::Process(ProcessError::TimedOut { .. }))
+        )
+    }
+
+    /// The contract's form, with `message` already scrubbed by the caller.
+    pub fn to_contract(&self, message: String) -> ExecutionError {
+        ExecutionError {
+            transient: self.is_transient(),
+            reason: self.reason().to_owned(),
+            message,
+        }
+    }
+}

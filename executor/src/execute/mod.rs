@@ -1,0 +1,184 @@
+//! One execution, start to end: [`Executor::execute`] takes a typed [`Request`] and always
+//! returns a typed [`ExecutionResult`] — failures included, classified and scrubbed of
+//! secrets. Used in-process by the operator's local backend and by `pangea-executor run` in a
+//! Job pod.
+
+mod error;
+mod kinds;
+mod prepare;
+
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use pangea_api::exec::{ExecutionKind, ExecutionResult, Outcome, Request};
+use tokio_util::sync::CancellationToken;
+
+pub use self::error::ExecError;
+use crate::{compile::Compiler, scrub::Scrubber};
+
+/// Machine-level settings shared by every execution.
+#[derive(Clone, Debug)]
+pub struct Executor {
+    /// Workspaces, source cache, plugin cache, CLI config live here.
+    pub cache_dir: PathBuf,
+    /// The Pangea compiler.
+    pub compiler: Compiler,
+    /// Point every AWS provider at this endpoint (LocalStack, moto); `None` for real AWS.
+    pub aws_endpoint: Option<String>,
+    /// Kubeconfig for the `kubernetes` state backend; in-cluster credentials when `None`.
+    pub kubeconfig: Option<PathBuf>,
+    /// Time an interrupted terraform gets to release its lock.
+    pub grace: Duration,
+    /// How long terraform waits for a lock held by another run.
+    pub lock_timeout: Duration,
+}
+
+/// Per-execution state shared by the steps.
+pub(crate) struct RunContext<'a> {
+    deadline: Instant,
+    cancel: CancellationToken,
+    scrub: &'a Scrubber,
+}
+
+impl RunContext<'_> {
+    fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+/// What a successful run produced; turned into the contract's result.
+#[derive(Default)]
+struct Produced {
+    revision: Option<String>,
+    drift: Option<pangea_api::report::DriftReport>,
+    plan: Option<pangea_api::report::PlanReport>,
+    resources_total: Option<u32>,
+    outputs: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+impl Executor {
+    /// Runs `req` to completion, its deadline, or `cancel`. Never panics on bad input; every
+    /// failure is in the result.
+    #[tracing::instrument(skip_all, fields(id = %req.id, template = %req.template, kind = req.kind.as_str()))]
+    pub async fn execute(&self, req: &Request, cancel: CancellationToken) -> ExecutionResult {
+        let started = Instant::now();
+        let (sensitive, scrub) = match read_sensitive(req) {
+            Ok(values) => {
+                let scrub = Scrubber::new(values.iter().map(|(_, v)| v.as_str()));
+                (values, scrub)
+            }
+            Err(e) => return failed(req, &e, &Scrubber::default(), started, None),
+        };
+        let ctx = RunContext {
+            deadline: started + Duration::from_secs(req.timeout_seconds),
+            cancel,
+            scrub: &scrub,
+        };
+        let mut revision = None;
+        let run = async {
+            let prepared = self.prepare(req, &sensitive, &ctx).await?;
+            revision = Some(prepared.revision.clone());
+            self.run_kind(req, &prepared, &ctx).await
+        };
+        match run.await {
+            Ok(produced) => succeeded(req, produced, started),
+            Err(ExecError::Refused { reason, message }) => {
+                let error = ExecError::Refused {
+                    reason,
+                    message: message.clone(),
+                };
+                let mut result = failed(req, &error, &scrub, started, revision);
+                result.outcome = Outcome::Refused;
+                result
+            }
+            Err(e) => failed(req, &e, &scrub, started, revision),
+        }
+    }
+
+    async fn run_kind(
+        &self,
+        req: &Request,
+        prepared: &prepare::Prepared,
+        ctx: &RunContext<'_>,
+    ) -> Result<Produced, ExecError> {
+        let mut produced = match req.kind {
+            ExecutionKind::Drift => kinds::drift(req, prepared, ctx).await?,
+            ExecutionKind::Plan => kinds::plan(req, prepared, ctx).await?,
+            ExecutionKind::Apply => kinds::apply(req, prepared, ctx).await?,
+            ExecutionKind::Destroy => kinds::destroy(req, prepared, ctx).await?,
+            ExecutionKind::Compliance => {
+                return Err(ExecError::Unsupported(
+                    "compliance executions are not implemented yet".into(),
+                ));
+            }
+        };
+        produced.revision = Some(prepared.revision.clone());
+        Ok(produced)
+    }
+}
+
+/// Sensitive variables: name and value read from the file the request names.
+fn read_sensitive(req: &Request) -> Result<Vec<(String, String)>, ExecError> {
+    req.sensitive_variable_files
+        .iter()
+        .map(|(name, path)| {
+            let value =
+                std::fs::read_to_string(path).map_err(|source| ExecError::SensitiveVariable {
+                    name: name.clone(),
+                    source,
+                })?;
+            // Files written by people or Secret mounts often end in a newline that is not
+            // part of the value.
+            Ok((
+                name.clone(),
+                value.strip_suffix('\n').unwrap_or(&value).to_owned(),
+            ))
+        })
+        .collect()
+}
+
+fn succeeded(req: &Request, p: Produced, started: Instant) -> ExecutionResult {
+    ExecutionResult {
+        id: req.id.clone(),
+        kind: req.kind,
+        outcome: Outcome::Succeeded,
+        source_revision: p.revision,
+        drift: p.drift,
+        plan: p.plan,
+        compliance: None,
+        resources_total: p.resources_total,
+        outputs: p.outputs,
+        error: None,
+        duration_seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+fn failed(
+    req: &Request,
+    e: &ExecError,
+    scrub: &Scrubber,
+    started: Instant,
+    revision: Option<String>,
+) -> ExecutionResult {
+    let message = scrub.scrub(&e.to_string());
+    tracing::warn!(reason = e.reason(), transient = e.is_transient(), %message, "execution failed");
+    ExecutionResult {
+        id: req.id.clone(),
+        kind: req.kind,
+        outcome: if e.is_timeout() {
+            Outcome::TimedOut
+        } else {
+            Outcome::Failed
+        },
+        source_revision: revision,
+        drift: None,
+        plan: None,
+        compliance: None,
+        resources_total: None,
+        outputs: Default::default(),
+        error: Some(e.to_contract(message)),
+        duration_seconds: started.elapsed().as_secs_f64(),
+    }
+}

@@ -1,0 +1,330 @@
+//! The terraform/tofu runner: one [`Session`] per execution runs the commands of that
+//! execution in its workspace, sharing one deadline and one cancellation token. Every command
+//! runs with `TF_IN_AUTOMATION=1`, `-input=false`, `-no-color` and (where state is locked)
+//! `-lock-timeout`; secrets travel as environment variables, never as arguments.
+
+pub mod discover;
+pub mod process;
+
+use std::{
+    ffi::OsString,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use tokio_util::sync::CancellationToken;
+
+use self::process::{Finished, Invocation, ProcessError};
+use crate::scrub::Scrubber;
+
+/// A terraform command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TerraformError {
+    /// It could not run to completion (spawn failure, deadline, cancellation).
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    /// It ran and failed; `summary` is the scrubbed error text terraform printed.
+    #[error("`{command}` failed: {summary}")]
+    Failed {
+        /// Command summary.
+        command: String,
+        /// Scrubbed error text.
+        summary: String,
+    },
+    /// Its JSON output could not be parsed.
+    #[error("`{command}` printed invalid JSON: {source}")]
+    Json {
+        /// Command summary.
+        command: String,
+        /// Cause.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl TerraformError {
+    /// Whether trying again later may help: interrupted runs, lock contention, network.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Process(ProcessError::Spawn { .. }) | Self::Json { .. } => false,
+            Self::Process(_) => true,
+            Self::Failed { summary, .. } => {
+                let s = summary.to_ascii_lowercase();
+                [
+                    "error acquiring the state lock",
+                    "connection refused",
+                    "timeout",
+                    "i/o timeout",
+                    "throttl",
+                    "service unavailable",
+                ]
+                .iter()
+                .any(|needle| s.contains(needle))
+            }
+        }
+    }
+}
+
+/// How terraform is run on this machine.
+#[derive(Clone, Debug)]
+pub struct Terraform {
+    /// `terraform` or `tofu` binary.
+    pub binary: PathBuf,
+    /// CLI configuration (provider mirror, plugin cache).
+    pub cli_config: PathBuf,
+    /// Time an interrupted command gets to release its lock before it is killed.
+    pub grace: Duration,
+    /// How long to wait for a state lock held by someone else.
+    pub lock_timeout: Duration,
+}
+
+/// The commands of one execution in one workspace.
+pub struct Session<'a> {
+    tf: &'a Terraform,
+    dir: PathBuf,
+    env: Vec<(OsString, OsString)>,
+    deadline: Instant,
+    cancel: CancellationToken,
+    scrub: &'a Scrubber,
+}
+
+impl<'a> Session<'a> {
+    /// A session in `dir` that must finish by `deadline`. `env` carries credentials and
+    /// sensitive variables (`TF_VAR_*`); `scrub` removes their values from error text.
+    pub fn new(
+        tf: &'a Terraform,
+        dir: &Path,
+        env: Vec<(OsString, OsString)>,
+        deadline: Instant,
+        cancel: CancellationToken,
+        scrub: &'a Scrubber,
+    ) -> Self {
+        Self {
+            tf,
+            dir: dir.to_path_buf(),
+            env,
+            deadline,
+            cancel,
+            scrub,
+        }
+    }
+
+    /// `init`; `reconfigure` when the backend changed (state is never migrated implicitly:
+    /// pointing a template at another backend means using that backend's state).
+    pub async fn init(&self, reconfigure: bool) -> Result<(), TerraformError> {
+        let mut args = vec!["init", "-input=false", "-no-color"];
+        args.push(if reconfigure {
+            "-reconfigure"
+        } else {
+            "-upgrade=false"
+        });
+        self.ok(&args).await
+    }
+
+    /// `plan -out=<plan>`, refresh-only or normal.
+    pub async fn plan(&self, out: &Path, refresh_only: bool) -> Result<(), TerraformError> {
+        let out = format!("-out={}", out.display());
+        let lock = self.lock_flag();
+        let mut args = vec![
+            "plan",
+            "-input=false",
+            "-no-color",
+            lock.as_str(),
+            out.as_str(),
+        ];
+        if refresh_only {
+            args.push("-refresh-only");
+        }
+        self.ok(&args).await
+    }
+
+    /// `plan -destroy -out=<plan>`.
+    pub async fn plan_destroy(&self, out: &Path) -> Result<(), TerraformError> {
+        let out = format!("-out={}", out.display());
+        let lock = self.lock_flag();
+        self.ok(&[
+            "plan",
+            "-destroy",
+            "-input=false",
+            "-no-color",
+            lock.as_str(),
+            out.as_str(),
+        ])
+        .await
+    }
+
+    /// `show -json <plan>`.
+    pub async fn show_plan_json(&self, plan: &Path) -> Result<serde_json::Value, TerraformError> {
+        let plan = plan.display().to_string();
+        self.json(&["show", "-json", "-no-color", plan.as_str()])
+            .await
+    }
+
+    /// `apply <plan>`: exactly the reviewed saved plan.
+    pub async fn apply_plan(&self, plan: &Path) -> Result<(), TerraformError> {
+        let plan = plan.display().to_string();
+        let lock = self.lock_flag();
+        self.ok(&[
+            "apply",
+            "-input=false",
+            "-no-color",
+            "-auto-approve",
+            lock.as_str(),
+            plan.as_str(),
+        ])
+        .await
+    }
+
+    /// `apply -refresh-only`: records reality in state so the next drift check starts clean.
+    pub async fn apply_refresh_only(&self) -> Result<(), TerraformError> {
+        let lock = self.lock_flag();
+        self.ok(&[
+            "apply",
+            "-refresh-only",
+            "-input=false",
+            "-no-color",
+            "-auto-approve",
+            lock.as_str(),
+        ])
+        .await
+    }
+
+    /// `output -json`.
+    pub async fn outputs(&self) -> Result<serde_json::Value, TerraformError> {
+        self.json(&["output", "-json", "-no-color"]).await
+    }
+
+    /// `state pull`: the current state document (empty object when there is none).
+    pub async fn state_pull(&self) -> Result<serde_json::Value, TerraformError> {
+        let done = self.run(&["state", "pull"]).await?;
+        self.check(&done, "state pull")?;
+        if done.stdout.iter().all(u8::is_ascii_whitespace) {
+            return Ok(serde_json::json!({}));
+        }
+        serde_json::from_slice(&done.stdout).map_err(|source| TerraformError::Json {
+            command: "state pull".into(),
+            source,
+        })
+    }
+
+    fn lock_flag(&self) -> String {
+        format!("-lock-timeout={}s", self.tf.lock_timeout.as_secs())
+    }
+
+    async fn ok(&self, args: &[&str]) -> Result<(), TerraformError> {
+        let done = self.run(args).await?;
+        self.check(&done, args[0])
+    }
+
+    async fn json(&self, args: &[&str]) -> Result<serde_json::Value, TerraformError> {
+        let done = self.run(args).await?;
+        self.check(&done, args[0])?;
+        serde_json::from_slice(&done.stdout).map_err(|source| TerraformError::Json {
+            command: args[0].to_owned(),
+            source,
+        })
+    }
+
+    fn check(&self, done: &Finished, command: &str) -> Result<(), TerraformError> {
+        if done.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        let summary = self
+            .scrub
+            .scrub(&summarize(&stderr, &String::from_utf8_lossy(&done.stdout)));
+        Err(TerraformError::Failed {
+            command: format!("{} {command}", self.binary_name()),
+            summary,
+        })
+    }
+
+    fn binary_name(&self) -> String {
+        self.tf
+            .binary
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    async fn run(&self, args: &[&str]) -> Result<Finished, TerraformError> {
+        let mut env = vec![
+            ("TF_IN_AUTOMATION".into(), "1".into()),
+            ("TF_INPUT".into(), "0".into()),
+            ("CHECKPOINT_DISABLE".into(), "1".into()),
+            (
+                "TF_CLI_CONFIG_FILE".into(),
+                self.tf.cli_config.clone().into_os_string(),
+            ),
+        ];
+        env.extend(self.env.iter().cloned());
+        let inv = Invocation {
+            program: self.tf.binary.clone(),
+            args: args.iter().map(OsString::from).collect(),
+            cwd: self.dir.clone(),
+            env,
+        };
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        tracing::debug!(command = %inv.summary(), remaining_s = remaining.as_secs(), "running");
+        let done = process::run(&inv, remaining, self.tf.grace, &self.cancel).await?;
+        tracing::debug!(command = %inv.summary(), code = ?done.code, elapsed_ms = done.elapsed.as_millis() as u64, "finished");
+        Ok(done)
+    }
+}
+
+/// The part of terraform's output a person needs: its `Error:` blocks, else the last lines.
+fn summarize(stderr: &str, stdout: &str) -> String {
+    let text = if stderr.trim().is_empty() {
+        stdout
+    } else {
+        stderr
+    };
+    let lines: Vec<&str> = text
+        .lines()
+        .map(|l| l.trim_start_matches(['│', '╷', '╵', ' ']))
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let from = lines
+        .iter()
+        .position(|l| l.starts_with("Error:"))
+        .unwrap_or(lines.len().saturating_sub(8));
+    let mut summary: Vec<&str> = lines[from..].iter().copied().take(12).collect();
+    if summary.is_empty() {
+        summary.push("(no output)");
+    }
+    summary.join(" | ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_keeps_the_error_block() {
+        let stderr = "Initializing...\n╷\n│ Error: Invalid reference\n│ \n│   on main.tf.json line 3:\n│ A reference needs a name.\n╵\n";
+        assert_eq!(
+            summarize(stderr, ""),
+            "Error: Invalid reference | on main.tf.json line 3: | A reference needs a name."
+        );
+    }
+
+    #[test]
+    fn summary_falls_back_to_the_tail_and_stdout() {
+        assert_eq!(summarize("", "a\nb\n"), "a | b");
+        assert_eq!(summarize("", ""), "(no output)");
+    }
+
+    #[test]
+    fn lock_contention_is_transient() {
+        let err = TerraformError::Failed {
+            command: "terraform plan".into(),
+            summary: "Error: Error acquiring the state lock".into(),
+        };
+        assert!(err.is_transient());
+        let err = TerraformError::Failed {
+            command: "terraform plan".into(),
+            summary: "Error: Unsupported argument".into(),
+        };
+        assert!(!err.is_transient());
+    }
+}
