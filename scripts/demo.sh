@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The demo: local control plane + LocalStack + the operator + the example templates, drift
-# injected out of band, detected, shown and remediated. The operator lands with the
-# "Operator: PangeaTemplate controller end to end" issue; until then this says so.
+# The demo: a local control plane + LocalStack + the operator (local execution backend) + the
+# templates in examples/demo/; infrastructure changed out of band; `kubectl get
+# pangeatemplates` goes Drifted (with severity) and back to Ready, with the Events.
+#   scripts/demo.sh          keeps running until Ctrl-C (prints how to point kubectl at it)
+#   scripts/demo.sh --once   exits 0 after one full cycle
 set -euo pipefail
 cd "$(dirname "$0")/.."
-echo "not yet: the operator is not built (see the open issue list: 'Operator: PangeaTemplate controller end to end')." >&2
-echo "What works today: scripts/test.sh, and 'cargo run -p pangea-executor -- compile examples/templates/aws_drift.rb'." >&2
-exit 1
+bash scripts/bootstrap.sh
+export TF_CLI_CONFIG_FILE="${PANGEA_CACHE_DIR:-$HOME/.cache/pangea-operator}/terraformrc"
+cargo build -q -p pangea-operator -p pangea-e2e --bins
+exec target/debug/pangea-demo "$@"

@@ -7,6 +7,7 @@
 pub mod control_plane;
 pub mod emulator;
 pub mod manifests;
+pub mod operator;
 pub mod pki;
 pub mod process;
 pub mod sockets;
@@ -14,6 +15,7 @@ pub mod toolchain;
 
 pub use control_plane::{ControlPlane, TestNamespace};
 pub use emulator::{AwsEmulator, EmulatorKind};
+pub use operator::OperatorProcess;
 pub use toolchain::Toolchain;
 
 /// Harness failures. Each names the component and carries the cause.

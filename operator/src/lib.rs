@@ -14,3 +14,15 @@ pub mod conditions;
 pub mod decide;
 pub mod schedule;
 pub mod status;
+
+// The runtime: I/O around the pure core.
+pub mod backend;
+pub mod context;
+pub mod controller;
+pub mod http;
+pub mod metrics;
+pub mod reconcile;
+pub mod request;
+pub mod resolve;
+pub mod run;
+pub mod secrets;

@@ -83,6 +83,8 @@ fn detected(c: &mut Change, report: &DriftReport) {
     record_history(drift, first, severity, count);
     let message = summary_message(drift, count);
     c.set(condition::DRIFTED, true, "DriftDetected", &message);
+    // Reality no longer matches the template: not Ready until remediated or reverted.
+    c.set(condition::READY, false, "Drifted", &message);
     if different {
         c.warn(reason::DRIFT_DETECTED, message);
     }
@@ -99,6 +101,16 @@ fn nothing_found(c: &mut Change) {
     }
     let summary = episode_summary(drift);
     end_episode(drift, &now, "reverted");
+    let ready_lost_to_drift = conditions::find(&c.status.conditions, condition::READY)
+        .is_some_and(|cond| cond.status == "False" && cond.reason == "Drifted");
+    if ready_lost_to_drift {
+        c.set(
+            condition::READY,
+            true,
+            "NoDrift",
+            "the drift is gone; infrastructure matches the template",
+        );
+    }
     c.set(
         condition::DRIFTED,
         false,

@@ -1,0 +1,96 @@
+//! The `pangea-operator` binary as a managed process against a harness control plane and
+//! emulator: local execution backend, its own state directory, metrics on a free port.
+//! Stopped gracefully (SIGTERM) on drop, or killed with [`OperatorProcess::kill_hard`] to
+//! test crash recovery.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+use crate::{
+    AwsEmulator, ControlPlane, Result, Toolchain,
+    process::{ManagedProcess, free_port, http_status},
+};
+
+/// A running operator.
+pub struct OperatorProcess {
+    process: ManagedProcess,
+    /// Port of `/metrics`, `/healthz`, `/readyz`.
+    pub metrics_port: u16,
+}
+
+impl OperatorProcess {
+    /// Starts `binary` watching `namespace` (all when `None`), with state under `state_dir`.
+    pub fn start(
+        binary: &Path,
+        cp: &ControlPlane,
+        aws: &AwsEmulator,
+        namespace: Option<&str>,
+        state_dir: &Path,
+    ) -> Result<Self> {
+        let tools = Toolchain::load()?;
+        let metrics_port = free_port()?;
+        std::fs::create_dir_all(state_dir).map_err(crate::io_err("creating operator state dir"))?;
+        let mut cmd = Command::new(binary);
+        cmd.arg("--kubeconfig")
+            .arg(&cp.kubeconfig)
+            .arg("--metrics-addr")
+            .arg(format!("127.0.0.1:{metrics_port}"))
+            .arg("--state-dir")
+            .arg(state_dir)
+            .arg("--aws-endpoint")
+            .arg(aws.endpoint())
+            .envs(aws.aws_env())
+            .env("TF_CLI_CONFIG_FILE", &tools.tf_cli_config)
+            .env(
+                "RUST_LOG",
+                std::env::var("PANGEA_OPERATOR_LOG").unwrap_or_else(|_| "info,kube=warn".into()),
+            );
+        if let Some(ns) = namespace {
+            cmd.arg("--namespace").arg(ns);
+        }
+        let log = state_dir.join(format!("operator-{metrics_port}.log"));
+        let mut process =
+            ManagedProcess::spawn("pangea-operator", cmd, &log, Duration::from_secs(60))?;
+        process.wait_ready(Duration::from_secs(60), || {
+            http_status(metrics_port, "/readyz") == Some(200)
+        })?;
+        Ok(Self {
+            process,
+            metrics_port,
+        })
+    }
+
+    /// The default location of the binary in this workspace's target directory.
+    pub fn default_binary() -> PathBuf {
+        std::env::var_os("PANGEA_OPERATOR_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/pangea-operator")
+            })
+    }
+
+    /// `/metrics` text.
+    pub fn metrics(&self) -> String {
+        crate::process::http_get(self.metrics_port, "/metrics").unwrap_or_default()
+    }
+
+    /// Its log so far.
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.process.log_tail(lines)
+    }
+
+    /// SIGKILL, no grace: a crash. Children it started (terraform) are not killed.
+    pub fn kill_hard(mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.process.pid() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        self.process.stop();
+    }
+
+    /// Graceful stop (also on drop).
+    pub fn stop(mut self) {
+        self.process.stop();
+    }
+}

@@ -1,0 +1,171 @@
+//! Shared state of the controller: the client, the execution backend, executions in flight,
+//! the last status written per template (to skip writes that change nothing), the Event
+//! recorder and metrics. The only writer of PangeaTemplate status.
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
+
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::events::{Event, EventType, Recorder},
+};
+use pangea_api::{PangeaTemplate, PangeaTemplateStatus};
+
+use crate::{
+    backend::{ExecutionBackend, TemplateRef},
+    decide::RunningExecution,
+    metrics::Metrics,
+    status::{self, Emit},
+};
+
+/// Field manager of every status write (server-side apply).
+pub const FIELD_MANAGER: &str = "pangea-operator";
+
+/// An execution in flight and the generation it was started for.
+#[derive(Clone, Debug)]
+pub struct InFlight {
+    /// What runs.
+    pub running: RunningExecution,
+    /// `metadata.generation` when it started.
+    pub generation: i64,
+}
+
+/// Settings the reconcile needs besides the cluster.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Where secret files for executions are written (private, removed after each run).
+    pub secrets_dir: PathBuf,
+}
+
+/// Shared controller state.
+pub struct Context {
+    /// Cluster client.
+    pub client: Client,
+    /// Where executions run.
+    pub backend: Arc<dyn ExecutionBackend>,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Settings.
+    pub settings: Settings,
+    in_flight: Mutex<HashMap<TemplateRef, InFlight>>,
+    written: Mutex<HashMap<String, PangeaTemplateStatus>>,
+}
+
+/// Errors writing status or Events.
+#[derive(Debug, thiserror::Error)]
+#[error("writing status of {name}: {source}")]
+pub struct WriteError {
+    name: String,
+    #[source]
+    source: kube::Error,
+}
+
+impl Context {
+    /// A context around these parts.
+    pub fn new(
+        client: Client,
+        backend: Arc<dyn ExecutionBackend>,
+        recorder: Recorder,
+        metrics: Arc<Metrics>,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            client,
+            backend,
+            recorder,
+            metrics,
+            settings,
+            in_flight: Mutex::default(),
+            written: Mutex::default(),
+        }
+    }
+
+    /// The execution in flight for `key`, if any.
+    pub fn in_flight(&self, key: &TemplateRef) -> Option<InFlight> {
+        lock(&self.in_flight).get(key).cloned()
+    }
+
+    /// Records a started execution.
+    pub fn started(&self, key: TemplateRef, flight: InFlight) {
+        lock(&self.in_flight).insert(key, flight);
+    }
+
+    /// Forgets a finished execution (after its result was recorded in status).
+    pub fn finished(&self, key: &TemplateRef) -> Option<InFlight> {
+        lock(&self.in_flight).remove(key)
+    }
+
+    /// Server-side applies `new` as the status of `tpl`, unless it equals what this process
+    /// last wrote (or, after a restart, what the object carries). Returns whether it wrote.
+    pub async fn write_status(
+        &self,
+        tpl: &PangeaTemplate,
+        new: &PangeaTemplateStatus,
+    ) -> Result<bool, WriteError> {
+        let uid = tpl.uid().unwrap_or_default();
+        let previous = lock(&self.written)
+            .get(&uid)
+            .cloned()
+            .or_else(|| tpl.status.clone())
+            .unwrap_or_default();
+        if !status::content_changed(&previous, new) {
+            return Ok(false);
+        }
+        let api: Api<PangeaTemplate> =
+            Api::namespaced(self.client.clone(), &tpl.namespace().unwrap_or_default());
+        let patch = serde_json::json!({
+            "apiVersion": PangeaTemplate::api_version(&()),
+            "kind": PangeaTemplate::kind(&()),
+            "status": new,
+        });
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        api.patch_status(&tpl.name_any(), &params, &Patch::Apply(&patch))
+            .await
+            .map_err(|source| WriteError {
+                name: tpl.name_any(),
+                source,
+            })?;
+        lock(&self.written).insert(uid, new.clone());
+        self.metrics.status_written();
+        Ok(true)
+    }
+
+    /// Forgets a deleted template.
+    pub fn forget(&self, tpl: &PangeaTemplate) {
+        lock(&self.written).remove(&tpl.uid().unwrap_or_default());
+        self.metrics
+            .drift_state(&tpl.uid().unwrap_or_default(), None);
+    }
+
+    /// Publishes Events on `tpl`. Failures are logged, not returned: an Event is a courtesy,
+    /// the status is the record.
+    pub async fn publish(&self, tpl: &PangeaTemplate, emits: &[Emit]) {
+        let reference = tpl.object_ref(&());
+        for emit in emits {
+            let event = Event {
+                type_: if emit.warning {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                },
+                reason: emit.reason.to_owned(),
+                note: Some(emit.note.clone()),
+                action: "Reconcile".into(),
+                secondary: None,
+            };
+            if let Err(error) = self.recorder.publish(&event, &reference).await {
+                tracing::warn!(%error, reason = emit.reason, "could not publish Event");
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

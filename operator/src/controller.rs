@@ -1,0 +1,123 @@
+//! Wiring of the PangeaTemplate controller: a watch filtered to changes that matter (spec
+//! generation, deletion, finalizers, the pause/approve annotations — never our own status
+//! writes), executions finishing as extra triggers, bounded reconcile concurrency, graceful
+//! shutdown.
+
+use std::{
+    hash::{DefaultHasher, Hash, Hasher},
+    sync::Arc,
+};
+
+use futures::StreamExt;
+use kube::{
+    Api, Resource, ResourceExt,
+    runtime::{
+        Controller, WatchStreamExt,
+        controller::Config as ControllerConfig,
+        reflector::{self, ObjectRef},
+        utils::PredicateConfig,
+        watcher,
+    },
+};
+use pangea_api::PangeaTemplate;
+use tokio::sync::mpsc;
+use tokio_stream_shim::ReceiverStream;
+
+use crate::{
+    context::Context,
+    reconcile::{APPROVE_ANNOTATION, PAUSE_ANNOTATION, error_policy, reconcile},
+};
+
+/// What a reconcile reacts to. Status is absent on purpose: writing it must not wake us.
+fn trigger_hash(tpl: &PangeaTemplate) -> Option<u64> {
+    let meta = tpl.meta();
+    let mut h = DefaultHasher::new();
+    meta.generation.hash(&mut h);
+    meta.deletion_timestamp
+        .as_ref()
+        .map(|t| t.0.as_second())
+        .hash(&mut h);
+    meta.finalizers.hash(&mut h);
+    let annotations = tpl.annotations();
+    annotations.get(PAUSE_ANNOTATION).hash(&mut h);
+    annotations.get(APPROVE_ANNOTATION).hash(&mut h);
+    Some(h.finish())
+}
+
+/// Runs the controller for `api` until `shutdown` resolves.
+pub async fn run(
+    api: Api<PangeaTemplate>,
+    watch: watcher::Config,
+    ctx: Arc<Context>,
+    finished: mpsc::UnboundedReceiver<ObjectRef<PangeaTemplate>>,
+    concurrency: u16,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, watch)
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(trigger_hash, PredicateConfig::default());
+    Controller::for_stream(stream, reader)
+        .with_config(ControllerConfig::default().concurrency(concurrency))
+        .reconcile_on(ReceiverStream::new(finished))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "reconcile loop");
+            }
+        })
+        .await;
+}
+
+/// `tokio::sync::mpsc` as a `Stream` without another dependency.
+mod tokio_stream_shim {
+    use std::{
+        pin::Pin,
+        task::{Context, Poll},
+    };
+
+    use tokio::sync::mpsc::UnboundedReceiver;
+
+    pub struct ReceiverStream<T>(UnboundedReceiver<T>);
+
+    impl<T> ReceiverStream<T> {
+        pub fn new(rx: UnboundedReceiver<T>) -> Self {
+            Self(rx)
+        }
+    }
+
+    impl<T> futures::Stream for ReceiverStream<T> {
+        type Item = T;
+
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+            self.0.poll_recv(cx)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tpl(yaml: &str) -> PangeaTemplate {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn status_changes_do_not_trigger_but_spec_and_annotations_do() {
+        let base = "apiVersion: pangea.io/v1alpha1\nkind: PangeaTemplate\nmetadata: {name: t, generation: 1}\nspec: {source: {inline: x}}\n";
+        let a = tpl(base);
+        let with_status = tpl(&format!("{base}status: {{observedGeneration: 1}}\n"));
+        assert_eq!(trigger_hash(&a), trigger_hash(&with_status));
+        let newer = tpl(&base.replace("generation: 1", "generation: 2"));
+        assert_ne!(trigger_hash(&a), trigger_hash(&newer));
+        let paused = tpl(&base.replace(
+            "generation: 1}",
+            "generation: 1, annotations: {pangea.io/pause: \"true\"}}",
+        ));
+        assert_ne!(trigger_hash(&a), trigger_hash(&paused));
+    }
+}

@@ -1,0 +1,133 @@
+//! `pangea-operator` binary: parse flags, start logging, run until SIGTERM/SIGINT.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use clap::{Parser, ValueEnum};
+use pangea_operator::run::{Options, run};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Backend {
+    /// The executor in-process.
+    Local,
+}
+
+/// Keeps PangeaTemplates compared with reality: drift, remediation, status, Events, metrics.
+#[derive(Debug, Parser)]
+#[command(name = "pangea-operator", version, about)]
+struct Args {
+    /// Kubeconfig file (default: in-cluster configuration).
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Namespace to watch; repeat for several; all namespaces when omitted.
+    #[arg(
+        long = "namespace",
+        env = "PANGEA_WATCH_NAMESPACES",
+        value_delimiter = ','
+    )]
+    namespaces: Vec<String>,
+    /// Only templates matching this label selector (sharding across operators).
+    #[arg(long, env = "PANGEA_SELECTOR")]
+    selector: Option<String>,
+    /// Executions running at once, across all templates.
+    #[arg(long, env = "PANGEA_MAX_CONCURRENT_EXECUTIONS", default_value_t = 4)]
+    max_concurrent_executions: usize,
+    /// Reconciles running at once.
+    #[arg(long, env = "PANGEA_RECONCILE_CONCURRENCY", default_value_t = 8)]
+    reconcile_concurrency: u16,
+    /// Where executions run.
+    #[arg(long, env = "PANGEA_BACKEND", value_enum, default_value_t = Backend::Local)]
+    backend: Backend,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "PANGEA_METRICS_ADDR", default_value = "127.0.0.1:9090")]
+    metrics_addr: SocketAddr,
+    /// Workspaces, caches and per-execution secret files.
+    #[arg(
+        long,
+        env = "PANGEA_STATE_DIR",
+        default_value = "/var/lib/pangea-operator"
+    )]
+    state_dir: PathBuf,
+    /// Ruby interpreter for the Pangea compiler (default: on PATH).
+    #[arg(long, env = "PANGEA_RUBY")]
+    ruby: Option<PathBuf>,
+    /// Point AWS providers at this endpoint (LocalStack, moto).
+    #[arg(long, env = "PANGEA_AWS_ENDPOINT")]
+    aws_endpoint: Option<String>,
+    /// Log format.
+    #[arg(long, env = "PANGEA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+impl Args {
+    fn into_options(self) -> (Options, LogFormat) {
+        let Self {
+            kubeconfig,
+            namespaces,
+            selector,
+            max_concurrent_executions,
+            reconcile_concurrency,
+            backend: Backend::Local,
+            metrics_addr,
+            state_dir,
+            ruby,
+            aws_endpoint,
+            log_format,
+        } = self;
+        let options = Options {
+            kubeconfig,
+            namespaces,
+            selector,
+            max_concurrent_executions,
+            reconcile_concurrency,
+            metrics_addr,
+            state_dir,
+            ruby,
+            aws_endpoint,
+        };
+        (options, log_format)
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// SIGTERM (Kubernetes) or SIGINT (a terminal).
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutdown requested");
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let (options, log_format) = Args::parse().into_options();
+    init_tracing(log_format);
+    match run(options, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "operator failed");
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Starting the operator: client, executor and backend, HTTP endpoints, one controller per
+//! watched namespace (or one for all), and a graceful stop that interrupts running
+//! executions so their state locks are released.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{Arc, atomic::AtomicBool},
+    time::Duration,
+};
+
+use futures::future::{FutureExt, Shared, join_all};
+use kube::{
+    Api, Client, Config,
+    config::{KubeConfigOptions, Kubeconfig},
+    runtime::{
+        events::{Recorder, Reporter},
+        watcher,
+    },
+};
+use pangea_api::PangeaTemplate;
+use pangea_executor::{compile::Compiler, execute::Executor};
+use tokio::sync::mpsc;
+
+use crate::{
+    backend::local::LocalBackend,
+    context::{Context, Settings},
+    metrics::Metrics,
+};
+
+/// Everything the operator is configured with.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Kubeconfig file; in-cluster configuration when `None`.
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespaces to watch; all when empty.
+    pub namespaces: Vec<String>,
+    /// Label selector restricting the templates handled (sharding).
+    pub selector: Option<String>,
+    /// Executions at once, across all templates.
+    pub max_concurrent_executions: usize,
+    /// Reconciles at once.
+    pub reconcile_concurrency: u16,
+    /// `/metrics`, `/healthz`, `/readyz` address.
+    pub metrics_addr: SocketAddr,
+    /// Workspaces, caches and secret files.
+    pub state_dir: PathBuf,
+    /// Ruby for the compiler (default: on PATH).
+    pub ruby: Option<PathBuf>,
+    /// Point AWS providers at an emulator.
+    pub aws_endpoint: Option<String>,
+}
+
+/// Startup failures.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The cluster configuration could not be loaded.
+    #[error("kubernetes configuration: {0}")]
+    Config(String),
+    /// The client could not be built.
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+    /// The compiler's Ruby is missing.
+    #[error(transparent)]
+    Ruby(#[from] pangea_executor::compile::CompileError),
+    /// Directories or the HTTP listener failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs until `shutdown` resolves, then stops reconciling, interrupts running executions and
+/// waits for them.
+pub async fn run(
+    options: Options,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let client = client(options.kubeconfig.as_deref()).await?;
+    let shutdown = shutdown.shared();
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let http = tokio::spawn(crate::http::serve(
+        options.metrics_addr,
+        metrics.clone(),
+        ready.clone(),
+        shutdown.clone(),
+    ));
+    let (notify, finished) = mpsc::unbounded_channel();
+    let backend = Arc::new(LocalBackend::new(
+        executor(&options)?,
+        options.max_concurrent_executions,
+        notify,
+    ));
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "pangea-operator".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
+    );
+    let settings = Settings {
+        secrets_dir: options.state_dir.join("secrets"),
+    };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        backend.clone(),
+        recorder,
+        metrics,
+        settings,
+    ));
+    ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(namespaces = ?options.namespaces, selector = ?options.selector, "operator running");
+    controllers(&client, &options, ctx, finished, shutdown).await;
+    tracing::info!(
+        in_flight = crate::backend::ExecutionBackend::in_flight(&*backend),
+        "stopping: interrupting executions"
+    );
+    backend.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), http).await;
+    Ok(())
+}
+
+/// One controller for all namespaces, or one per listed namespace. Finished-execution
+/// notifications go to the controller owning the template's namespace.
+async fn controllers<S>(
+    client: &Client,
+    options: &Options,
+    ctx: Arc<Context>,
+    mut finished: mpsc::UnboundedReceiver<crate::backend::TemplateRef>,
+    shutdown: Shared<S>,
+) where
+    S: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut watch = watcher::Config::default();
+    if let Some(selector) = &options.selector {
+        watch = watch.labels(selector);
+    }
+    let scopes: Vec<Option<String>> = if options.namespaces.is_empty() {
+        vec![None]
+    } else {
+        options.namespaces.iter().cloned().map(Some).collect()
+    };
+    let mut routes = Vec::new();
+    let mut runs = Vec::new();
+    for scope in scopes {
+        let api: Api<PangeaTemplate> = match &scope {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        routes.push((scope, tx));
+        runs.push(crate::controller::run(
+            api,
+            watch.clone(),
+            ctx.clone(),
+            rx,
+            options.reconcile_concurrency,
+            shutdown.clone(),
+        ));
+    }
+    tokio::spawn(async move {
+        while let Some(template) = finished.recv().await {
+            let route = routes.iter().find(|(scope, _)| {
+                scope.is_none() || scope.as_deref() == template.namespace.as_deref()
+            });
+            if let Some((_, tx)) = route {
+                let _ = tx.send(template);
+            }
+        }
+    });
+    join_all(runs).await;
+}
+
+async fn client(kubeconfig: Option<&std::path::Path>) -> Result<Client, RunError> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path).map_err(|e| RunError::Config(e.to_string()))?;
+            Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| RunError::Config(e.to_string()))?
+        }
+        None => Config::infer()
+            .await
+            .map_err(|e| RunError::Config(e.to_string()))?,
+    };
+    Ok(Client::try_from(config)?)
+}
+
+fn executor(options: &Options) -> Result<Executor, RunError> {
+    let cache_dir = options.state_dir.join("executor");
+    std::fs::create_dir_all(&cache_dir)?;
+    let ruby = pangea_executor::compile::find_ruby(options.ruby.as_deref())?;
+    Ok(Executor {
+        compiler: Compiler::new(ruby).with_cache_dir(cache_dir.join("compiler")),
+        cache_dir,
+        aws_endpoint: options.aws_endpoint.clone(),
+        kubeconfig: options.kubeconfig.clone(),
+        grace: Duration::from_secs(30),
+        lock_timeout: Duration::from_secs(60),
+    })
+}
