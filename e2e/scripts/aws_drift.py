@@ -6,6 +6,12 @@ straight through the AWS API (boto3), behind Terraform's back. Used by e2e tests
     python aws_drift.py set-a-record ZONE_NAME RECORD_NAME VALUE
     python aws_drift.py delete-bucket BUCKET
     python aws_drift.py describe-ingress GROUP_NAME        # prints the rules as JSON
+    python aws_drift.py get-versioning BUCKET              # prints Enabled/Suspended
+    python aws_drift.py list-buckets                       # prints one name per line
+    python aws_drift.py count-groups GROUP_NAME            # prints how many exist
+    python aws_drift.py create-state-store BUCKET TABLE    # state bucket + DynamoDB lock table
+    python aws_drift.py list-objects BUCKET
+    python aws_drift.py scan-locks TABLE                   # held locks, one per line
 
 The endpoint comes from AWS_ENDPOINT_URL, credentials from the usual AWS_* variables.
 """
@@ -59,7 +65,47 @@ def delete_bucket(bucket):
     s3.delete_bucket(Bucket=bucket)
 
 
+def create_state_store(bucket, table):
+    """A bucket for Terraform state and a DynamoDB lock table (as a platform team pre-creates)."""
+    client("s3").create_bucket(Bucket=bucket)
+    client("dynamodb").create_table(
+        TableName=table, KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+
+
+def list_objects(bucket):
+    for obj in client("s3").list_objects_v2(Bucket=bucket).get("Contents", []):
+        print(obj["Key"])
+
+
+def scan_locks(table):
+    """Lock entries currently held (terraform also keeps a digest item per state: not a lock)."""
+    for item in client("dynamodb").scan(TableName=table)["Items"]:
+        if "Info" in item:
+            print(item["LockID"]["S"])
+
+
+def count_groups(name):
+    groups = client("ec2").describe_security_groups(Filters=[{"Name": "group-name", "Values": [name]}])
+    print(len(groups["SecurityGroups"]))
+
+
+def get_versioning(bucket):
+    print(client("s3").get_bucket_versioning(Bucket=bucket).get("Status", "Off"))
+
+
+def list_buckets():
+    for bucket in client("s3").list_buckets()["Buckets"]:
+        print(bucket["Name"])
+
+
 COMMANDS = {
+    "get-versioning": get_versioning,
+    "count-groups": count_groups,
+    "create-state-store": create_state_store,
+    "list-objects": list_objects,
+    "scan-locks": scan_locks,
+    "list-buckets": list_buckets,
     "suspend-versioning": suspend_versioning,
     "open-ingress": open_ingress,
     "describe-ingress": describe_ingress,

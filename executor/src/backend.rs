@@ -33,10 +33,12 @@ pub fn backend_json(state: &StateBackend, kube: &KubernetesContext) -> Option<Va
 }
 
 fn kubernetes(spec: &KubernetesState, ctx: &KubernetesContext) -> Value {
+    // Terraform refuses suffixes ending in `-<number>` (it reserves that form for its own
+    // workspaces), and template names often do: the derived suffix always ends in `-state`.
     let suffix = spec
         .secret_suffix
         .clone()
-        .unwrap_or_else(|| ctx.default_suffix.clone());
+        .unwrap_or_else(|| format!("{}-state", ctx.default_suffix));
     let mut cfg = Map::new();
     cfg.insert("secret_suffix".into(), sanitize_suffix(&suffix).into());
     cfg.insert("namespace".into(), ctx.namespace.clone().into());
@@ -191,7 +193,7 @@ mod tests {
         let v = backend_json(&state, &kube_ctx()).unwrap();
         assert_eq!(
             v,
-            json!({"kubernetes": {"secret_suffix": "team-web-app", "namespace": "team", "in_cluster_config": true}})
+            json!({"kubernetes": {"secret_suffix": "team-web-app-state", "namespace": "team", "in_cluster_config": true}})
         );
     }
 

@@ -300,3 +300,60 @@ async fn deadline_interrupts_terraform_and_releases_the_lock() -> Result<()> {
         s.assert_secret_never_shown()
     })
 }
+
+/// State in S3 with a DynamoDB lock table (moto serves both): apply, then drift, then the
+/// state object exists and no lock is left held.
+#[test]
+#[ignore = "needs the bootstrapped harness (moto, terraform): scripts/test.sh runs it"]
+fn s3_state_with_dynamodb_locking() -> Result<()> {
+    let aws = AwsEmulator::start_kind(pangea_e2e::EmulatorKind::Moto)?;
+    aws.out_of_band(&["create-state-store", "tf-state", "tf-locks"])?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("bucket.rb");
+    std::fs::write(
+        &file,
+        "template :logs do\n  provider :aws do\n    region \"us-east-1\"\n  end\n  resource :aws_s3_bucket, :logs do\n    bucket \"s3-state-logs\"\n  end\nend\n",
+    )?;
+    let state = serde_json::json!({"s3": {"bucket": "tf-state", "key": "team/logs.tfstate", "region": "us-east-1",
+        "dynamodbTable": "tf-locks", "endpoint": aws.endpoint()}});
+    let tools = Toolchain::load()?;
+    let run = |sub: &str| -> Result<ExecutionResult> {
+        let out = std::process::Command::cargo_bin("pangea-executor")?
+            .arg(sub)
+            .arg(&file)
+            .args([
+                "--format",
+                "json",
+                "--state-json",
+                &state.to_string(),
+                "--cache-dir",
+            ])
+            .arg(dir.path().join("cache"))
+            .envs(aws.aws_env())
+            .env("PANGEA_AWS_ENDPOINT", aws.endpoint())
+            .env("TF_CLI_CONFIG_FILE", &tools.tf_cli_config)
+            .output()?;
+        let mut results: Vec<ExecutionResult> = serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("{sub}: {}", String::from_utf8_lossy(&out.stderr)))?;
+        Ok(results.remove(0))
+    };
+    let applied = run("apply")?;
+    assert_eq!(applied.outcome, Outcome::Succeeded, "{:?}", applied.error);
+    let drift = run("drift")?;
+    assert_eq!(drift.outcome, Outcome::Succeeded, "{:?}", drift.error);
+    assert!(
+        drift.drift.as_ref().is_some_and(|d| d.resources.is_empty()),
+        "{:?}",
+        drift.drift
+    );
+    assert_eq!(
+        aws.out_of_band(&["list-objects", "tf-state"])?.trim(),
+        "team/logs.tfstate"
+    );
+    assert_eq!(
+        aws.out_of_band(&["scan-locks", "tf-locks"])?.trim(),
+        "",
+        "a lock is still held"
+    );
+    Ok(())
+}

@@ -105,12 +105,14 @@ pub struct StateBackend {
 }
 
 /// `kubernetes` backend settings.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct KubernetesState {
     /// Suffix of the state Secret name (`tfstate-default-<suffix>`). Defaults to
-    /// `<template namespace>-<template name>`.
+    /// `<template name>-state`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("!self.matches('-[0-9]+$')").message("state.kubernetes.secretSuffix must not end with '-<number>' (terraform reserves that form)"))]
+    #[schemars(length(max = 200))]
     pub secret_suffix: Option<String>,
 }
 

@@ -55,6 +55,10 @@ pub struct InfraArgs {
     /// Where state lives.
     #[arg(long, value_enum, default_value_t = StateKind::Local)]
     state: StateKind,
+    /// Full state backend as JSON (`spec.state` form, e.g. '{"s3": {"bucket": ..., "key":
+    /// ..., "region": ..., "dynamodbTable": ...}}'); overrides `--state`.
+    #[arg(long, value_name = "JSON")]
+    state_json: Option<String>,
     /// Namespace of the state Secret with `--state kubernetes`.
     #[arg(long, default_value = "default")]
     kube_namespace: String,
@@ -165,7 +169,7 @@ impl InfraArgs {
             template_name: template.map(str::to_owned),
             variables: parse_vars(&self.vars)?,
             sensitive_variable_files: parse_pairs(&self.sensitive_vars, "--sensitive-var")?,
-            backend: self.backend(),
+            backend: self.backend()?,
             binary: match self.binary {
                 Binary::Terraform => IacBinary::Terraform,
                 Binary::Tofu => IacBinary::Tofu,
@@ -182,8 +186,13 @@ impl InfraArgs {
         })
     }
 
-    fn backend(&self) -> Option<StateBackend> {
-        match self.state {
+    fn backend(&self) -> anyhow::Result<Option<StateBackend>> {
+        if let Some(json) = &self.state_json {
+            return Ok(Some(
+                serde_json::from_str(json).context("--state-json is not a valid state backend")?,
+            ));
+        }
+        Ok(match self.state {
             StateKind::Local => Some(StateBackend {
                 local: Some(LocalState::default()),
                 ..Default::default()
@@ -193,7 +202,7 @@ impl InfraArgs {
                 ..Default::default()
             }),
             StateKind::Template => None,
-        }
+        })
     }
 }
 

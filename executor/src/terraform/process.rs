@@ -11,7 +11,9 @@ use std::{
 };
 
 use nix::{sys::signal::Signal, unistd::Pid};
-use tokio::{io::AsyncReadExt, process::Command};
+use std::os::unix::fs::OpenOptionsExt;
+
+use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 /// Why a command did not complete normally.
@@ -106,6 +108,10 @@ impl Finished {
 
 /// Runs `inv` until it exits, the deadline passes or `cancel` fires. `grace` is how long an
 /// interrupted child may take to release its lock before it is killed.
+///
+/// The child writes into files, not pipes, and sits in its own process group: if this process
+/// dies (a crash, `kill -9`), terraform is not hit by a broken pipe or the terminal's Ctrl-C
+/// mid-apply, finishes, persists state and releases its lock, so the next run can go on.
 pub async fn run(
     inv: &Invocation,
     deadline: Duration,
@@ -114,44 +120,40 @@ pub async fn run(
 ) -> Result<Finished, ProcessError> {
     let command = inv.summary();
     let started = Instant::now();
+    let io_err = |source| ProcessError::Io {
+        command: command.clone(),
+        source,
+    };
+    let output = OutputFiles::create(&inv.cwd).map_err(io_err)?;
+    let (stdout, stderr) = output.handles().map_err(io_err)?;
     let mut child = Command::new(&inv.program)
         .args(&inv.args)
         .current_dir(&inv.cwd)
         .envs(inv.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
+        .stdout(stdout)
+        .stderr(stderr)
+        .process_group(0)
+        .kill_on_drop(false)
         .spawn()
         .map_err(|source| ProcessError::Spawn {
             program: inv.program.display().to_string(),
             source,
         })?;
-    let mut stdout = child.stdout.take().expect("stdout is piped");
-    let mut stderr = child.stderr.take().expect("stderr is piped");
-    // Reading runs in its own task so an interrupted command's last words are still collected
-    // after it exits.
-    let mut io = tokio::spawn(async move {
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let (a, b) = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
-        a.and(b).map(|_| (out, err))
-    });
     let timed_out = tokio::select! {
-        res = &mut io => {
-            let output = res.map_err(|e| ProcessError::Io { command: command.clone(), source: std::io::Error::other(e) })?;
-            let (out, err) = output.map_err(|source| ProcessError::Io { command: command.clone(), source })?;
-            let status = child.wait().await.map_err(|source| ProcessError::Io { command, source })?;
+        status = child.wait() => {
+            let status = status.map_err(io_err)?;
+            let (out, err) = output.read().map_err(io_err)?;
             return Ok(Finished { code: status.code(), stdout: out, stderr: err, elapsed: started.elapsed() });
         }
         () = tokio::time::sleep(deadline) => true,
         () = cancel.cancelled() => false,
     };
     interrupt(&mut child, grace, &command).await;
-    // Helpers that inherited the pipes may keep them open: do not wait for them for long.
-    let said = match tokio::time::timeout(Duration::from_secs(2), io).await {
-        Ok(Ok(Ok((out, err)))) => last_lines(&err, &out),
-        _ => String::from("(output unavailable)"),
-    };
+    let said = output.read().map_or_else(
+        |_| "(output unavailable)".to_owned(),
+        |(out, err)| last_lines(&err, &out),
+    );
     Err(if timed_out {
         ProcessError::TimedOut {
             command,
@@ -161,6 +163,48 @@ pub async fn run(
     } else {
         ProcessError::Cancelled { command, said }
     })
+}
+
+/// The two files a child writes to, removed once read.
+struct OutputFiles {
+    out: PathBuf,
+    err: PathBuf,
+}
+
+impl OutputFiles {
+    fn create(dir: &std::path::Path) -> std::io::Result<Self> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let stem = format!(".pangea-run-{}-{nanos}", std::process::id());
+        Ok(Self {
+            out: dir.join(format!("{stem}.out")),
+            err: dir.join(format!("{stem}.err")),
+        })
+    }
+
+    fn handles(&self) -> std::io::Result<(std::fs::File, std::fs::File)> {
+        let open = |path: &PathBuf| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+        };
+        Ok((open(&self.out)?, open(&self.err)?))
+    }
+
+    fn read(&self) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
+        Ok((std::fs::read(&self.out)?, std::fs::read(&self.err)?))
+    }
+}
+
+impl Drop for OutputFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.out);
+        let _ = std::fs::remove_file(&self.err);
+    }
 }
 
 /// The last few non-empty lines of stderr, or of stdout when stderr is empty, on one line.
