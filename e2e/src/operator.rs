@@ -89,8 +89,9 @@ impl OperatorProcess {
         self.process.stop();
     }
 
-    /// Graceful stop (also on drop).
-    pub fn stop(mut self) {
-        self.process.stop();
+    /// Graceful stop: SIGTERM, then the grace period (also on drop). Returns whether the
+    /// operator exited on its own within it.
+    pub fn stop(mut self) -> bool {
+        self.process.stop()
     }
 }

@@ -100,23 +100,27 @@ impl ManagedProcess {
     }
 
     /// SIGTERM to the process group, wait up to the grace period, then SIGKILL. Idempotent.
-    pub fn stop(&mut self) {
+    /// Returns whether it exited on its own within the grace period.
+    pub fn stop(&mut self) -> bool {
         if self.stopped {
-            return;
+            return true;
         }
         self.stopped = true;
         let group = Pid::from_raw(self.child.id() as i32);
-        if self.is_running() {
+        let mut graceful = !self.is_running();
+        if !graceful {
             let _ = nix::sys::signal::killpg(group, Signal::SIGTERM);
             let deadline = Instant::now() + self.grace;
             while Instant::now() < deadline && self.is_running() {
                 std::thread::sleep(Duration::from_millis(50));
             }
+            graceful = !self.is_running();
         }
         // Also reaches helpers that outlived the leader but stayed in its group.
         let _ = nix::sys::signal::killpg(group, Signal::SIGKILL);
         let _ = self.child.wait();
-        tracing::debug!(name = %self.name, "stopped");
+        tracing::debug!(name = %self.name, graceful, "stopped");
+        graceful
     }
 }
 

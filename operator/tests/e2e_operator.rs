@@ -369,3 +369,30 @@ async fn a_killed_operator_converges_after_restart_without_duplicates() -> Resul
     assert_eq!(groups.trim(), "1", "duplicate security groups");
     Ok(())
 }
+
+#[tokio::test]
+#[ignore = "needs the bootstrapped harness: scripts/test.sh runs it"]
+async fn sigterm_interrupts_the_running_apply_and_releases_the_lock() -> Result<()> {
+    let mut s = Setup::start("term").await?;
+    s.create("web", serde_json::json!({"source": {"inline": WEB}, "pangea": {"autoApprove": true}})).await?;
+    s.until("web", "Reconciling", |t| cond(t, condition::RECONCILING) == Some("True")).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let operator = s.operator.take().expect("operator");
+    let log = operator.log_tail(200);
+    let graceful = tokio::task::spawn_blocking(move || operator.stop()).await?;
+    assert!(graceful, "the operator did not exit within its grace period:\n{log}");
+    // terraform's kubernetes backend holds its lock in a Lease: nobody holds it now.
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> = s.ns.api();
+    let holder = leases
+        .get_opt("lock-tfstate-default-web-state")
+        .await?
+        .and_then(|l| l.spec)
+        .and_then(|spec| spec.holder_identity)
+        .filter(|h| !h.is_empty());
+    assert_eq!(holder, None, "the state lock is still held");
+    s.operator = Some(Setup::operator(&s.cp, &s.aws, &s.ns, s.state.path())?);
+    let t = s.until("web", "Ready", ready).await?;
+    assert_eq!(t.status.unwrap().resources.map(|r| r.total), Some(2));
+    assert_eq!(s.aws.out_of_band(&["count-groups", "e2e-web"])?.trim(), "1", "duplicate security groups");
+    Ok(())
+}
