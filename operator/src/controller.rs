@@ -9,12 +9,13 @@ use std::{
 };
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     Api, Resource, ResourceExt,
     runtime::{
         Controller, WatchStreamExt,
         controller::Config as ControllerConfig,
-        reflector::{self, ObjectRef},
+        reflector::{self, ObjectRef, Store},
         utils::PredicateConfig,
         watcher,
     },
@@ -44,9 +45,35 @@ fn trigger_hash(tpl: &PangeaTemplate) -> Option<u64> {
     Some(h.finish())
 }
 
-/// Runs the controller for `api` until `shutdown` resolves.
+/// Templates that read `cm`: as their source or through `variablesFrom`. Editing such a
+/// ConfigMap changes what the template evaluates to, without a new generation.
+fn readers_of(cm: &ConfigMap, templates: &Store<PangeaTemplate>) -> Vec<ObjectRef<PangeaTemplate>> {
+    let (ns, name) = (cm.namespace(), cm.name_any());
+    templates
+        .state()
+        .into_iter()
+        .filter(|t| t.namespace() == ns)
+        .filter(|t| {
+            let spec = &t.spec;
+            spec.source
+                .config_map
+                .as_ref()
+                .is_some_and(|c| c.name == name)
+                || spec
+                    .pangea
+                    .variables_from
+                    .iter()
+                    .any(|v| v.config_map_ref.as_ref().is_some_and(|c| c.name == name))
+        })
+        .map(|t| ObjectRef::from_obj(&*t))
+        .collect()
+}
+
+/// Runs the controller for `api` (and the ConfigMaps of `configmaps`) until `shutdown`
+/// resolves.
 pub async fn run(
     api: Api<PangeaTemplate>,
+    configmaps: Api<ConfigMap>,
     watch: watcher::Config,
     ctx: Arc<Context>,
     finished: mpsc::UnboundedReceiver<ObjectRef<PangeaTemplate>>,
@@ -59,7 +86,11 @@ pub async fn run(
         .reflect(writer)
         .applied_objects()
         .predicate_filter(trigger_hash, PredicateConfig::default());
+    let templates = reader.clone();
     Controller::for_stream(stream, reader)
+        .watches(configmaps, watcher::Config::default(), move |cm| {
+            readers_of(&cm, &templates)
+        })
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .reconcile_on(ReceiverStream::new(finished))
         .graceful_shutdown_on(shutdown)

@@ -10,6 +10,7 @@ use std::{
 };
 
 use futures::future::{FutureExt, Shared, join_all};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     Api, Client, Config,
     config::{KubeConfigOptions, Kubeconfig},
@@ -142,14 +143,18 @@ async fn controllers<S>(
     let mut routes = Vec::new();
     let mut runs = Vec::new();
     for scope in scopes {
-        let api: Api<PangeaTemplate> = match &scope {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
+        let (api, configmaps): (Api<PangeaTemplate>, Api<ConfigMap>) = match &scope {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
         };
         let (tx, rx) = mpsc::unbounded_channel();
         routes.push((scope, tx));
         runs.push(crate::controller::run(
             api,
+            configmaps,
             watch.clone(),
             ctx.clone(),
             rx,

@@ -374,13 +374,23 @@ async fn a_killed_operator_converges_after_restart_without_duplicates() -> Resul
 #[ignore = "needs the bootstrapped harness: scripts/test.sh runs it"]
 async fn sigterm_interrupts_the_running_apply_and_releases_the_lock() -> Result<()> {
     let mut s = Setup::start("term").await?;
-    s.create("web", serde_json::json!({"source": {"inline": WEB}, "pangea": {"autoApprove": true}})).await?;
-    s.until("web", "Reconciling", |t| cond(t, condition::RECONCILING) == Some("True")).await?;
+    s.create(
+        "web",
+        serde_json::json!({"source": {"inline": WEB}, "pangea": {"autoApprove": true}}),
+    )
+    .await?;
+    s.until("web", "Reconciling", |t| {
+        cond(t, condition::RECONCILING) == Some("True")
+    })
+    .await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let operator = s.operator.take().expect("operator");
     let log = operator.log_tail(200);
     let graceful = tokio::task::spawn_blocking(move || operator.stop()).await?;
-    assert!(graceful, "the operator did not exit within its grace period:\n{log}");
+    assert!(
+        graceful,
+        "the operator did not exit within its grace period:\n{log}"
+    );
     // terraform's kubernetes backend holds its lock in a Lease: nobody holds it now.
     let leases: Api<k8s_openapi::api::coordination::v1::Lease> = s.ns.api();
     let holder = leases
@@ -393,6 +403,141 @@ async fn sigterm_interrupts_the_running_apply_and_releases_the_lock() -> Result<
     s.operator = Some(Setup::operator(&s.cp, &s.aws, &s.ns, s.state.path())?);
     let t = s.until("web", "Ready", ready).await?;
     assert_eq!(t.status.unwrap().resources.map(|r| r.total), Some(2));
-    assert_eq!(s.aws.out_of_band(&["count-groups", "e2e-web"])?.trim(), "1", "duplicate security groups");
+    assert_eq!(
+        s.aws.out_of_band(&["count-groups", "e2e-web"])?.trim(),
+        "1",
+        "duplicate security groups"
+    );
+    Ok(())
+}
+
+fn bucket_template(bucket: &str) -> String {
+    format!(
+        "template :store do\n  provider :aws do\n    region \"us-east-1\"\n  end\n  resource :aws_s3_bucket, :store do\n    bucket \"{bucket}\"\n  end\nend\n"
+    )
+}
+
+async fn until_gone(s: &Setup, name: &str) -> Result<()> {
+    let start = Instant::now();
+    while s.api().get_opt(name).await?.is_some() {
+        if start.elapsed() > WAIT {
+            let log = s
+                .operator
+                .as_ref()
+                .map(|o| o.log_tail(60))
+                .unwrap_or_default();
+            bail!("{name} still exists after {}s\n{log}", WAIT.as_secs());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the bootstrapped harness: scripts/test.sh runs it"]
+async fn deleting_with_orphan_keeps_and_with_destroy_removes_the_infrastructure() -> Result<()> {
+    let s = Setup::start("delete").await?;
+    s.create("kept", serde_json::json!({"source": {"inline": bucket_template("e2e-kept")}, "pangea": {"autoApprove": true}})).await?;
+    s.create(
+        "gone",
+        serde_json::json!({
+            "source": {"inline": bucket_template("e2e-gone")}, "pangea": {"autoApprove": true},
+            "safety": {"allowDestroy": true, "deletionPolicy": "Destroy"},
+        }),
+    )
+    .await?;
+    s.until("kept", "Ready", ready).await?;
+    s.until("gone", "Ready", ready).await?;
+    let buckets = s.aws.out_of_band(&["list-buckets"])?;
+    assert!(
+        buckets.contains("e2e-kept") && buckets.contains("e2e-gone"),
+        "{buckets}"
+    );
+    for name in ["kept", "gone"] {
+        s.api().delete(name, &Default::default()).await?;
+    }
+    until_gone(&s, "kept").await?;
+    until_gone(&s, "gone").await?;
+    let buckets: Vec<String> = s
+        .aws
+        .out_of_band(&["list-buckets"])?
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        buckets.contains(&"e2e-kept".to_owned()),
+        "Orphan must leave the bucket: {buckets:?}"
+    );
+    assert!(
+        !buckets.contains(&"e2e-gone".to_owned()),
+        "Destroy must remove the bucket: {buckets:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the bootstrapped harness: scripts/test.sh runs it"]
+async fn a_missing_configmap_and_a_ruby_error_are_reported_and_recover_when_fixed() -> Result<()> {
+    let s = Setup::start("broken").await?;
+    s.create("from-cm", serde_json::json!({"source": {"configMap": {"name": "later", "key": "main.rb"}}, "pangea": {"autoApprove": true}})).await?;
+    let broken = "template :store do\n  provider :aws do\n    region nil.upcase\n  end\nend\n";
+    s.create(
+        "ruby",
+        serde_json::json!({"source": {"inline": broken}, "pangea": {"autoApprove": true}}),
+    )
+    .await?;
+
+    let not_ready = |t: &PangeaTemplate| cond(t, condition::READY) == Some("False");
+    let t = s.until("from-cm", "Ready=False", not_ready).await?;
+    let ready_cond = t
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == condition::READY)
+        .unwrap();
+    assert_eq!(ready_cond.reason, "InvalidSpec");
+    assert!(
+        ready_cond.message.contains("ConfigMap later not found"),
+        "{ready_cond:?}"
+    );
+    assert!(
+        s.event_reasons("from-cm")
+            .await?
+            .contains(&"InvalidSpec".into())
+    );
+
+    let t = s
+        .until("ruby", "Ready=False with the Ruby error", |t| {
+            not_ready(t)
+                && t.status.as_ref().is_some_and(|st| {
+                    st.conditions
+                        .iter()
+                        .any(|c| c.message.contains("main.rb:3: NoMethodError"))
+                })
+        })
+        .await?;
+    assert!(
+        t.status
+            .unwrap()
+            .conditions
+            .iter()
+            .any(|c| c.type_ == condition::READY && c.status == "False")
+    );
+
+    // Fix both: create the ConfigMap, correct the template.
+    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "later"}, "data": {"main.rb": bucket_template("e2e-from-cm")},
+    }))?;
+    s.ns.api::<k8s_openapi::api::core::v1::ConfigMap>()
+        .create(&PostParams::default(), &cm)
+        .await?;
+    let fixed =
+        serde_json::json!({"spec": {"source": {"inline": bucket_template("e2e-ruby-fixed")}}});
+    s.api()
+        .patch("ruby", &PatchParams::default(), &Patch::Merge(&fixed))
+        .await?;
+    s.until("from-cm", "recovered", ready).await?;
+    s.until("ruby", "recovered", ready).await?;
     Ok(())
 }
