@@ -69,6 +69,16 @@ pub enum Error {
 /// Result with the harness's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Status (`"True"`, `"False"`, ...) of condition `type_` on a template, if it is set.
+pub fn condition_status<'a>(tpl: &'a pangea_api::PangeaTemplate, type_: &str) -> Option<&'a str> {
+    let status = tpl.status.as_ref()?;
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.status.as_str())
+}
+
 pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     let context = context.into();
     move |source| Error::Io { context, source }

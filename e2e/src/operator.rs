@@ -30,6 +30,18 @@ impl OperatorProcess {
         namespace: Option<&str>,
         state_dir: &Path,
     ) -> Result<Self> {
+        Self::start_with(binary, cp, aws, namespace, state_dir, &[])
+    }
+
+    /// [`OperatorProcess::start`] with extra command-line flags.
+    pub fn start_with(
+        binary: &Path,
+        cp: &ControlPlane,
+        aws: &AwsEmulator,
+        namespace: Option<&str>,
+        state_dir: &Path,
+        extra: &[&str],
+    ) -> Result<Self> {
         let tools = Toolchain::load()?;
         let metrics_port = free_port()?;
         std::fs::create_dir_all(state_dir).map_err(crate::io_err("creating operator state dir"))?;
@@ -51,6 +63,7 @@ impl OperatorProcess {
         if let Some(ns) = namespace {
             cmd.arg("--namespace").arg(ns);
         }
+        cmd.args(extra);
         let log = state_dir.join(format!("operator-{metrics_port}.log"));
         let mut process =
             ManagedProcess::spawn("pangea-operator", cmd, &log, Duration::from_secs(60))?;
@@ -70,6 +83,18 @@ impl OperatorProcess {
             .unwrap_or_else(|| {
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/pangea-operator")
             })
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// Resident memory in KiB (from /proc).
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
     }
 
     /// `/metrics` text.

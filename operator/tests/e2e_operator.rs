@@ -116,12 +116,7 @@ impl Setup {
 }
 
 fn cond<'a>(t: &'a PangeaTemplate, type_: &str) -> Option<&'a str> {
-    t.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| c.status.as_str())
+    pangea_e2e::condition_status(t, type_)
 }
 
 fn ready(t: &PangeaTemplate) -> bool {

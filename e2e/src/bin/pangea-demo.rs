@@ -154,7 +154,7 @@ fn shown_state(templates: &[PangeaTemplate]) -> String {
                 .and_then(|s| s.drift.as_ref())
                 .and_then(|d| d.severity);
             let conditions = [condition::READY, condition::DRIFTED, condition::RECONCILING]
-                .map(|c| condition_of(t, c).unwrap_or("-"));
+                .map(|c| pangea_e2e::condition_status(t, c).unwrap_or("-"));
             format!("{:?}{conditions:?}{severity:?}", t.metadata.name)
         })
         .collect()
@@ -178,19 +178,10 @@ fn find<'a>(templates: &'a [PangeaTemplate], name: &str) -> Option<&'a PangeaTem
         .find(|t| t.metadata.name.as_deref() == Some(name))
 }
 
-fn condition_of<'a>(t: &'a PangeaTemplate, type_: &str) -> Option<&'a str> {
-    t.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| c.status.as_str())
-}
-
 fn is(templates: &[PangeaTemplate], type_: &str, value: &str) -> bool {
     templates
         .iter()
-        .all(|t| condition_of(t, type_) == Some(value))
+        .all(|t| pangea_e2e::condition_status(t, type_) == Some(value))
 }
 
 fn checked(t: &PangeaTemplate) -> bool {
@@ -201,7 +192,8 @@ fn checked(t: &PangeaTemplate) -> bool {
 }
 
 fn drifted(templates: &[PangeaTemplate], name: &str) -> bool {
-    find(templates, name).is_some_and(|t| condition_of(t, condition::DRIFTED) == Some("True"))
+    find(templates, name)
+        .is_some_and(|t| pangea_e2e::condition_status(t, condition::DRIFTED) == Some("True"))
 }
 
 fn remediated(templates: &[PangeaTemplate], name: &str) -> bool {
@@ -212,8 +204,8 @@ fn remediated(templates: &[PangeaTemplate], name: &str) -> bool {
             .and_then(|s| s.drift.as_ref())
             .map(|d| d.history.clone())
             .unwrap_or_default();
-        condition_of(t, condition::READY) == Some("True")
-            && condition_of(t, condition::DRIFTED) == Some("False")
+        pangea_e2e::condition_status(t, condition::READY) == Some("True")
+            && pangea_e2e::condition_status(t, condition::DRIFTED) == Some("False")
             && history
                 .iter()
                 .any(|h| h.resolution.as_deref() == Some("remediated"))
