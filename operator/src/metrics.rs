@@ -53,12 +53,9 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("pangea");
         // Reconciles take milliseconds: their own finer buckets.
-        let reconcile_duration = Histogram::new(
-            [
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
-            ]
-            .into_iter(),
-        );
+        let reconcile_duration = Histogram::new([
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+        ]);
         let reconcile_errors = Counter::default();
         let executions = Family::<KindResult, Counter>::default();
         let execution_duration = Family::<KindLabel, Histogram>::new_with_constructor(|| {
