@@ -15,7 +15,7 @@ Encoding.default_external = Encoding::UTF_8
 
 require 'json'
 require 'rbconfig'
-%w[errors diagnostics document dispatcher synthesizer template_file namespace_config
+%w[errors diagnostics document dispatcher synthesizer source_tree template_file namespace_config
    backend references compiler].each { |lib| require_relative "pangea/#{lib}" }
 
 module PangeaCompiler

@@ -377,3 +377,62 @@ fn ruby_minitest_suite_passes() {
 fn path_str(path: &Path) -> &str {
     path.to_str().expect("utf-8 temp path")
 }
+
+/// `require_relative` loads helpers from the template's source tree and nothing outside it.
+#[rstest]
+#[case::own_directory(None, "lib/helpers", true)]
+#[case::outside_the_tree(Some("tree"), "../../outside/evil", false)]
+#[case::sibling_directory_with_a_wider_root(Some("tree"), "../lib/helpers", true)]
+#[case::sibling_directory_without_it(None, "../lib/helpers", false)]
+fn require_relative_stays_in_the_source_tree(
+    #[case] root: Option<&str>,
+    #[case] path: &str,
+    #[case] allowed: bool,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path();
+    for (file, text) in [
+        (
+            "tree/lib/helpers.rb",
+            "def helper_tags\n  { team: \"platform\" }\nend\n",
+        ),
+        (
+            "tree/net/lib/helpers.rb",
+            "def helper_tags\n  { team: \"platform\" }\nend\n",
+        ),
+        (
+            "outside/evil.rb",
+            "def helper_tags\n  { stolen: true }\nend\n",
+        ),
+    ] {
+        std::fs::create_dir_all(base.join(file).parent().unwrap()).unwrap();
+        std::fs::write(base.join(file), text).unwrap();
+    }
+    let template_dir = base.join("tree/net");
+    std::fs::create_dir_all(&template_dir).unwrap();
+    let file = template_dir.join("main.rb");
+    std::fs::write(&file, format!("require_relative {path:?}\ntemplate :t do\n  resource :terraform_data, :x do\n    input helper_tags\n  end\nend\n")).unwrap();
+    let request = pangea_executor::compile::CompileRequest {
+        file: file.clone(),
+        root: root.map(|r| base.join(r)),
+        backend: pangea_executor::compile::BackendChoice::None,
+        ..Default::default()
+    };
+    let ruby = pangea_executor::compile::find_ruby(None).unwrap();
+    let compiler = pangea_executor::compile::Compiler::new(ruby).with_cache_dir(base.join("cache"));
+    let output = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(compiler.compile(&request))
+        .unwrap();
+    if allowed {
+        assert!(output.is_ok(), "{:?}", output.errors);
+    } else {
+        let error = output.errors.first().expect("an error");
+        assert_eq!(error.class, "LoadError");
+        assert!(
+            error.message.contains("leaves the template's source tree"),
+            "{error:?}"
+        );
+        assert_eq!(error.line, Some(1));
+    }
+}

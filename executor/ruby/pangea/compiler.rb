@@ -26,6 +26,7 @@ module PangeaCompiler
     # The envelope as a JSON string.
     def run
       PangeaCompiler.current_warnings = @warnings
+      SourceTree.confine(@request['root'] || File.dirname(File.expand_path(@file))) if File.exist?(@file)
       templates = guard(nil) { select(TemplateFile.new(@file).load_templates) }
       backend = templates && guard(nil) { BackendChoice.new(@request, @warnings) }
       templates.each { |t| compile_template(t, backend) } if backend

@@ -87,6 +87,7 @@ impl CompileArgs {
             template,
             namespace,
             config,
+            root: None,
             backend,
         };
         let output = compiler.compile(&request).await?;

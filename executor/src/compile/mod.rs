@@ -50,6 +50,9 @@ pub struct CompileRequest {
     pub namespace: Option<String>,
     /// Namespace config file; searched for (template dir, cwd, ...) when `None`.
     pub config: Option<PathBuf>,
+    /// The source tree `require_relative` may load from (a git checkout); the template's own
+    /// directory when `None`.
+    pub root: Option<PathBuf>,
     pub backend: BackendChoice,
 }
 
@@ -60,6 +63,7 @@ struct WireRequest<'a> {
     template: Option<&'a str>,
     namespace: Option<&'a str>,
     config: Option<&'a Path>,
+    root: Option<&'a Path>,
     backend: serde_json::Value,
 }
 
@@ -75,6 +79,7 @@ impl<'a> From<&'a CompileRequest> for WireRequest<'a> {
             template: req.template.as_deref(),
             namespace: req.namespace.as_deref(),
             config: req.config.as_deref(),
+            root: req.root.as_deref(),
             backend,
         }
     }

@@ -57,6 +57,10 @@ const SOURCES: &[(&str, &str)] = &[
         "pangea/template_file.rb",
         include_str!("../../ruby/pangea/template_file.rb"),
     ),
+    (
+        "pangea/source_tree.rb",
+        include_str!("../../ruby/pangea/source_tree.rb"),
+    ),
 ];
 
 /// The entry script, relative to the install directory.

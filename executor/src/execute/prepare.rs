@@ -78,6 +78,7 @@ impl Executor {
             template: req.template_name.clone(),
             namespace: req.pangea_namespace.clone(),
             config: None,
+            root: Some(fetched.root.clone()),
             backend: backend.map_or(BackendChoice::Namespace, BackendChoice::Override),
         };
         let mut output = self.compiler.compile(&request).await?;
