@@ -76,9 +76,22 @@ impl DriftReport {
         self.resources.iter().map(|r| r.severity).max()
     }
 
-    /// Whether anything drifted (including entries that were cut).
+    /// Whether anything drifted (including entries that were cut). Entries that only echo
+    /// another resource (`mirror_of`) are not drift on their own.
     pub fn detected(&self) -> bool {
-        !self.resources.is_empty() || self.resources_omitted > 0
+        self.drifted_count() > 0
+    }
+
+    /// Drifted resources, mirrors excluded, cut entries included.
+    pub fn drifted_count(&self) -> u32 {
+        let real = self
+            .resources
+            .iter()
+            .filter(|r| r.mirror_of.is_none())
+            .count();
+        u32::try_from(real)
+            .unwrap_or(u32::MAX)
+            .saturating_add(self.resources_omitted)
     }
 }
 

@@ -87,8 +87,8 @@ fn headline(r: &ExecutionResult) -> String {
 
 /// Mirrors (entries that only echo another resource's drift) are counted apart.
 fn drift_headline(d: &pangea_api::report::DriftReport) -> String {
-    let mirrors = d.resources.iter().filter(|r| r.mirror_of.is_some()).count() as u32;
-    let real = d.resources.len() as u32 + d.resources_omitted - mirrors;
+    let mirrors = d.resources.iter().filter(|r| r.mirror_of.is_some()).count();
+    let real = d.drifted_count();
     let echo = if mirrors > 0 {
         format!(" (+{mirrors} mirror)")
     } else {

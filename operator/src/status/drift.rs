@@ -203,7 +203,7 @@ fn bound_values(a: &mut AttributeDrift) {
 }
 
 fn drifted_count(report: &DriftReport) -> u32 {
-    to_u32(report.resources.len()).saturating_add(report.resources_omitted)
+    report.drifted_count()
 }
 
 fn addresses(resources: &[DriftedResource]) -> Vec<&str> {
@@ -216,6 +216,7 @@ fn summary_message(drift: &DriftStatus, count: u32) -> String {
     let mut named: Vec<&str> = drift
         .resources
         .iter()
+        .filter(|r| r.mirror_of.is_none())
         .take(NAMED_IN_MESSAGE)
         .map(|r| r.address.as_str())
         .collect();
