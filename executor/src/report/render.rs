@@ -6,15 +6,13 @@
 use serde_json::Value;
 
 /// What replaces a secret.
-pub const REDACTED: &str = "(sensitive)";
+pub use crate::scrub::REDACTED;
+use crate::scrub::Scrubber;
 
-/// Replaces known secret values (sensitive variables and outputs) wherever they occur.
+/// Replaces known secret values (sensitive variables and outputs) wherever they occur, also
+/// inside JSON documents and map keys.
 #[derive(Clone, Debug, Default)]
-pub struct Redactor {
-    /// Each secret as written and as it appears inside a JSON string (escaped), longest first
-    /// so a secret that contains another is replaced whole.
-    needles: Vec<String>,
-}
+pub struct Redactor(Scrubber);
 
 impl Redactor {
     /// A redactor for these secret values; empty values are skipped (they would match
@@ -24,25 +22,12 @@ impl Redactor {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut needles: Vec<String> = secrets
-            .into_iter()
-            .filter(|s| !s.as_ref().is_empty())
-            .flat_map(|s| {
-                let raw = s.as_ref().to_owned();
-                let escaped = json_escaped(&raw);
-                [raw, escaped]
-            })
-            .collect();
-        needles.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        needles.dedup();
-        Self { needles }
+        Self(Scrubber::exact(secrets))
     }
 
     /// `text` with every secret replaced by [`REDACTED`].
     pub fn scrub(&self, text: &str) -> String {
-        self.needles
-            .iter()
-            .fold(text.to_owned(), |acc, needle| acc.replace(needle, REDACTED))
+        self.0.scrub(text)
     }
 
     /// `value` with every string scrubbed, at any depth (also map keys).
@@ -60,12 +45,6 @@ impl Redactor {
             other => other.clone(),
         }
     }
-}
-
-/// The secret as it reads inside a JSON string literal (without the quotes).
-fn json_escaped(secret: &str) -> String {
-    let quoted = Value::String(secret.to_owned()).to_string();
-    quoted[1..quoted.len() - 1].to_owned()
 }
 
 /// How one value is rendered.
