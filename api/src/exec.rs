@@ -71,6 +71,10 @@ pub struct Request {
     /// State backend; `None` keeps the template's own (or Pangea namespace) backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<crate::template::StateBackend>,
+    /// State backend used only when neither `backend` nor the template's Pangea namespace
+    /// config (`pangea.yml`) selects one, so a template never runs on throwaway local state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_backend: Option<crate::template::StateBackend>,
     /// `terraform` or `tofu`.
     #[serde(default)]
     pub binary: IacBinary,

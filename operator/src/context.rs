@@ -1,6 +1,6 @@
-//! Shared state of the controller: the client, the execution backend, executions in flight,
-//! the last status written per template (to skip writes that change nothing), the Event
-//! recorder and metrics. The only writer of PangeaTemplate status.
+//! Shared state of the controller: the client, the execution backend (the only record of
+//! executions), the last status written per template (to skip writes that change nothing),
+//! the Event recorder and metrics. The only writer of PangeaTemplate status.
 
 use std::{
     collections::HashMap,
@@ -16,23 +16,13 @@ use kube::{
 use pangea_api::{PangeaTemplate, PangeaTemplateStatus};
 
 use crate::{
-    backend::{ExecutionBackend, TemplateRef},
-    decide::RunningExecution,
+    backend::ExecutionBackend,
     metrics::Metrics,
     status::{self, Emit},
 };
 
 /// Field manager of every status write (server-side apply).
 pub const FIELD_MANAGER: &str = "pangea-operator";
-
-/// An execution in flight and the generation it was started for.
-#[derive(Clone, Debug)]
-pub struct InFlight {
-    /// What runs.
-    pub running: RunningExecution,
-    /// `metadata.generation` when it started.
-    pub generation: i64,
-}
 
 /// Settings the reconcile needs besides the cluster.
 #[derive(Clone, Debug)]
@@ -53,7 +43,6 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Settings.
     pub settings: Settings,
-    in_flight: Mutex<HashMap<TemplateRef, InFlight>>,
     written: Mutex<HashMap<String, PangeaTemplateStatus>>,
 }
 
@@ -81,24 +70,8 @@ impl Context {
             recorder,
             metrics,
             settings,
-            in_flight: Mutex::default(),
             written: Mutex::default(),
         }
-    }
-
-    /// The execution in flight for `key`, if any.
-    pub fn in_flight(&self, key: &TemplateRef) -> Option<InFlight> {
-        lock(&self.in_flight).get(key).cloned()
-    }
-
-    /// Records a started execution.
-    pub fn started(&self, key: TemplateRef, flight: InFlight) {
-        lock(&self.in_flight).insert(key, flight);
-    }
-
-    /// Forgets a finished execution (after its result was recorded in status).
-    pub fn finished(&self, key: &TemplateRef) -> Option<InFlight> {
-        lock(&self.in_flight).remove(key)
     }
 
     /// Server-side applies `new` as the status of `tpl`, unless it equals what this process
@@ -136,11 +109,12 @@ impl Context {
         Ok(true)
     }
 
-    /// Forgets a deleted template.
-    pub fn forget(&self, tpl: &PangeaTemplate) {
-        lock(&self.written).remove(&tpl.uid().unwrap_or_default());
-        self.metrics
-            .drift_state(&tpl.uid().unwrap_or_default(), None);
+    /// Forgets a deleted template: its executions, its last written status, its metrics.
+    pub async fn forget(&self, tpl: &PangeaTemplate) {
+        let uid = tpl.uid().unwrap_or_default();
+        self.backend.forget(&uid).await;
+        lock(&self.written).remove(&uid);
+        self.metrics.drift_state(&uid, None);
     }
 
     /// Publishes Events on `tpl`. Failures are logged, not returned: an Event is a courtesy,

@@ -26,6 +26,7 @@ use tokio_stream_shim::ReceiverStream;
 
 use crate::{
     context::Context,
+    http::Readiness,
     reconcile::{APPROVE_ANNOTATION, PAUSE_ANNOTATION, error_policy, reconcile},
 };
 
@@ -69,21 +70,46 @@ fn readers_of(cm: &ConfigMap, templates: &Store<PangeaTemplate>) -> Vec<ObjectRe
         .collect()
 }
 
-/// Runs the controller for `api` (and the ConfigMaps of `configmaps`) until `shutdown`
-/// resolves.
+/// What one controller watches: templates (and the ConfigMaps they read) in one scope.
+pub struct Watched {
+    /// Templates, in one namespace or all.
+    pub templates: Api<PangeaTemplate>,
+    /// ConfigMaps of the same scope.
+    pub configmaps: Api<ConfigMap>,
+    /// Label selector and other watch settings for templates.
+    pub config: watcher::Config,
+}
+
+/// Runs the controller for `watched` until `shutdown` resolves; reports `ready` once its
+/// cache has synced.
 pub async fn run(
-    api: Api<PangeaTemplate>,
-    configmaps: Api<ConfigMap>,
-    watch: watcher::Config,
+    watched: Watched,
     ctx: Arc<Context>,
     finished: mpsc::UnboundedReceiver<ObjectRef<PangeaTemplate>>,
     concurrency: u16,
+    ready: Arc<Readiness>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (reader, writer) = reflector::store();
-    let stream = watcher(api, watch)
+    // Ready after the first complete list. (`Store::wait_until_ready` cannot be awaited
+    // beside the controller's own wait: only one of two waiters is woken.)
+    let mut synced = false;
+    let report_synced = move |event: &Result<watcher::Event<PangeaTemplate>, watcher::Error>| {
+        if !synced && matches!(event, Ok(watcher::Event::InitDone)) {
+            synced = true;
+            tracing::debug!("template cache synced");
+            ready.done();
+        }
+    };
+    let Watched {
+        templates: api,
+        configmaps,
+        config,
+    } = watched;
+    let stream = watcher(api, config)
         .default_backoff()
         .reflect(writer)
+        .inspect(report_synced)
         .applied_objects()
         .predicate_filter(trigger_hash, PredicateConfig::default());
     let templates = reader.clone();
@@ -96,8 +122,14 @@ pub async fn run(
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "reconcile loop");
+            match result {
+                // A failing watch (RBAC, a removed CRD) stops every template: say so loudly.
+                Err(kube::runtime::controller::Error::QueueError(error)) => {
+                    tracing::warn!(%error, "watch failed; retrying with backoff");
+                }
+                // Reconcile failures were logged by `error_policy` already.
+                Err(error) => tracing::debug!(%error, "reconcile loop"),
+                Ok(_) => {}
             }
         })
         .await;

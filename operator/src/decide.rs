@@ -124,6 +124,8 @@ pub enum Trigger {
     PeriodicReconcile,
     /// The previous execution failed transiently or was interrupted.
     Retry,
+    /// The template is being deleted with `deletionPolicy: Destroy`.
+    Deletion,
 }
 
 impl Trigger {
@@ -139,6 +141,7 @@ impl Trigger {
             Self::RemediateDrift => "remediate-drift",
             Self::PeriodicReconcile => "periodic-reconcile",
             Self::Retry => "retry",
+            Self::Deletion => "deletion",
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Kubernetes controllers for `PangeaTemplate` and `PangeaStack`.
 //!
 //! The pure core (no client, no I/O, no clock reads; `now` is always an input):
+//! - [`core`]: one reconcile as a pure `step` (record a finished result, resolve-or-stall,
+//!   decide, deletion) and `carry_out`, the one order its outcome is put into effect.
 //! - [`decide`]: what to do next for one template, from its spec, status and running execution.
 //! - [`status`]: how the status changes when an execution starts or finishes, or a decision
 //!   blocks; the Events to publish; whether anything changed at all (to skip writes).
@@ -11,6 +13,7 @@
 //! Events, metrics) calls these functions and does the I/O.
 
 pub mod conditions;
+pub mod core;
 pub mod decide;
 pub mod schedule;
 pub mod status;

@@ -63,6 +63,9 @@ struct Args {
     /// Log format.
     #[arg(long, env = "PANGEA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Seconds start-up waits for the CRDs to be established before it fails.
+    #[arg(long, env = "PANGEA_CRD_WAIT_SECONDS", default_value_t = 60)]
+    crd_wait_seconds: u64,
 }
 
 impl Args {
@@ -79,6 +82,7 @@ impl Args {
             ruby,
             aws_endpoint,
             log_format,
+            crd_wait_seconds,
         } = self;
         let options = Options {
             kubeconfig,
@@ -90,6 +94,7 @@ impl Args {
             state_dir,
             ruby,
             aws_endpoint,
+            crd_wait: std::time::Duration::from_secs(crd_wait_seconds),
         };
         (options, log_format)
     }

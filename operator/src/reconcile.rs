@@ -1,11 +1,14 @@
-//! Reconcile of one PangeaTemplate, as a short pipeline:
-//! record a finished execution → resolve references → decide (pure) → act (start an
-//! execution) → write status (only if it changed) → publish Events.
-//! Deletion goes through the finalizer: `Orphan` forgets, `Destroy` runs a destroy execution.
+//! Reconcile of one PangeaTemplate: read the inputs (the object, what the execution backend
+//! holds for it, the references it makes) → [`core::step`] (pure) → [`core::carry_out`]
+//! (start → write status → acknowledge the recorded result → publish Events).
+//! Deletion runs the same step through the finalizer: `Orphan` lets go, `Destroy` runs a
+//! destroy execution first.
 
-use std::{sync::Arc, time::Duration};
+use std::{sync::Mutex, time::Duration};
 
+use futures::{FutureExt, future::BoxFuture};
 use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
     Api, ResourceExt,
     runtime::{
@@ -14,21 +17,16 @@ use kube::{
         reflector::ObjectRef,
     },
 };
-use pangea_api::{
-    PangeaTemplate, PangeaTemplateStatus,
-    common::condition,
-    exec::{ExecutionKind, ExecutionResult},
-    template::DeletionPolicy,
-};
+use pangea_api::{PangeaTemplate, PangeaTemplateStatus, template::DeletionPolicy};
 
 use crate::{
-    conditions,
-    context::{Context, InFlight, WriteError},
-    decide::{self, Observed, RunningExecution, Step, Trigger},
+    backend::TemplateKey,
+    context::{Context, WriteError},
+    core::{self, Effects, Finished, Inputs, Next, Observed, Start, StartError},
     request::{self, Intent},
     resolve::{self, Resolved},
     schedule,
-    status::{self, Emit, reason},
+    status::{Emit, reason},
 };
 
 /// Finalizer that guards deletion.
@@ -38,37 +36,37 @@ pub const PAUSE_ANNOTATION: &str = "pangea.io/pause";
 /// Annotation that approves a plan by id.
 pub const APPROVE_ANNOTATION: &str = "pangea.io/approve";
 /// Event reason for references the schema cannot check.
-pub const INVALID_SPEC: &str = "InvalidSpec";
+pub use crate::core::INVALID_SPEC;
 
 /// Reconcile failures.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Writing status failed.
+    /// Writing status failed (the result it recorded is offered again).
     #[error(transparent)]
     Write(#[from] WriteError),
-    /// Reading references failed (apiserver trouble; retried).
-    #[error(transparent)]
-    Resolve(#[from] resolve::ResolveError),
-    /// Secret files for an execution could not be written.
-    #[error("preparing execution files: {0}")]
-    Files(#[from] std::io::Error),
     /// The finalizer machinery failed.
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
-    /// Deletion waits for a destroy execution (not a failure; retried soon).
-    #[error("deletion in progress: {0}")]
-    DeletionPending(String),
+    /// Deletion waits (for a destroy execution, its backoff, or a person); look again then.
+    #[error("deletion in progress")]
+    DeletionPending(Option<Duration>),
 }
 
 /// Entry point for the controller.
-pub async fn reconcile(tpl: Arc<PangeaTemplate>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(
+    tpl: std::sync::Arc<PangeaTemplate>,
+    ctx: std::sync::Arc<Context>,
+) -> Result<Action, Error> {
     let started = std::time::Instant::now();
     let api: Api<PangeaTemplate> =
         Api::namespaced(ctx.client.clone(), &tpl.namespace().unwrap_or_default());
     let result = finalizer(&api, FINALIZER, tpl, |event| async {
         match event {
-            Finalizer::Apply(tpl) => apply(tpl, &ctx).await,
-            Finalizer::Cleanup(tpl) => cleanup(tpl, &ctx).await,
+            Finalizer::Apply(tpl) => pipeline(&tpl, &ctx, None).await,
+            Finalizer::Cleanup(tpl) => {
+                let policy = tpl.spec.safety.deletion_policy;
+                pipeline(&tpl, &ctx, Some(policy)).await
+            }
         }
     })
     .await
@@ -77,17 +75,23 @@ pub async fn reconcile(tpl: Arc<PangeaTemplate>, ctx: Arc<Context>) -> Result<Ac
     result
 }
 
-/// Backoff for reconcile errors (execution failures are handled by `decide`, not here).
-pub fn error_policy(tpl: Arc<PangeaTemplate>, error: &Error, _ctx: Arc<Context>) -> Action {
+/// Backoff for reconcile errors (execution failures are handled by `step`, not here).
+pub fn error_policy(
+    tpl: std::sync::Arc<PangeaTemplate>,
+    error: &Error,
+    _ctx: std::sync::Arc<Context>,
+) -> Action {
+    use kube::runtime::finalizer::Error::CleanupFailed;
     match error {
-        Error::Finalizer(inner)
-            if matches!(
-                **inner,
-                kube::runtime::finalizer::Error::CleanupFailed(Error::DeletionPending(_))
-            ) =>
-        {
-            Action::requeue(Duration::from_secs(5))
-        }
+        Error::Finalizer(inner) => match &**inner {
+            CleanupFailed(Error::DeletionPending(after)) => {
+                after.map_or_else(Action::await_change, Action::requeue)
+            }
+            other => {
+                tracing::warn!(template = %tpl.name_any(), error = %other, "reconcile failed");
+                Action::requeue(Duration::from_secs(30))
+            }
+        },
         _ => {
             tracing::warn!(template = %tpl.name_any(), %error, "reconcile failed");
             Action::requeue(Duration::from_secs(30))
@@ -96,114 +100,152 @@ pub fn error_policy(tpl: Arc<PangeaTemplate>, error: &Error, _ctx: Arc<Context>)
 }
 
 #[tracing::instrument(skip_all, fields(template = %tpl.name_any(), namespace = tpl.namespace().unwrap_or_default()))]
-async fn apply(tpl: Arc<PangeaTemplate>, ctx: &Context) -> Result<Action, Error> {
-    let key = ObjectRef::from_obj(&*tpl);
-    let generation = tpl.metadata.generation.unwrap_or(0);
-    let now = Timestamp::now();
-    let jitter = schedule::jitter_for(
-        &tpl.uid().unwrap_or_default(),
-        tpl.spec.drift_detection.interval.into(),
-    );
-    let mut status = tpl.status.clone().unwrap_or_default();
-    let mut emits = Vec::new();
-    if let Some(result) = ctx.backend.take_finished(&key) {
-        record_finished(
-            &tpl,
-            ctx,
-            &key,
-            &result,
-            jitter,
-            now,
-            &mut status,
-            &mut emits,
-        );
-    }
-    let resolved = match resolve::resolve(
-        &ctx.client,
-        &tpl.namespace().unwrap_or_default(),
-        &tpl.spec,
-    )
-    .await
-    {
-        Ok(resolved) => {
-            lift_invalid(&mut status, generation, now);
-            resolved
-        }
-        Err(e) if e.needs_person() => {
-            return invalid(&tpl, ctx, status, emits, &e.to_string(), generation, now).await;
-        }
-        Err(e) => return Err(e.into()),
+async fn pipeline(
+    tpl: &PangeaTemplate,
+    ctx: &Context,
+    deleting: Option<DeletionPolicy>,
+) -> Result<Action, Error> {
+    let key = TemplateKey {
+        uid: tpl.uid().unwrap_or_default(),
+        object: ObjectRef::from_obj(tpl),
     };
-    let flight = ctx.in_flight(&key);
+    let now = Timestamp::now();
+    let observation = ctx.backend.observe(&key.uid).await;
+    let namespace = tpl.namespace().unwrap_or_default();
+    let resolution = resolve::resolve(&ctx.client, &namespace, &tpl.spec).await;
+    let unresolved = resolution.as_ref().err().map(ToString::to_string);
+    let inputs = match (&resolution, &unresolved) {
+        (Ok(r), _) => Inputs::Resolved {
+            source_revision: r.source_revision.as_deref(),
+        },
+        (Err(e), Some(message)) if e.needs_person() => Inputs::Invalid(message),
+        (Err(_), message) => Inputs::Unavailable(message.as_deref().unwrap_or_default()),
+    };
+    if let Inputs::Unavailable(message) = inputs {
+        tracing::warn!(message, "references could not be read; retrying");
+    }
+    let status = tpl.status.clone().unwrap_or_default();
     let annotations = tpl.annotations();
-    let step = decide::decide(&Observed {
+    let name = tpl.name_any();
+    let observed = Observed {
+        namespace: &namespace,
+        name: &name,
         spec: &tpl.spec,
-        generation,
+        generation: tpl.metadata.generation.unwrap_or(0),
         status: &status,
         paused: annotations.contains_key(PAUSE_ANNOTATION),
         approved_by_annotation: annotations.get(APPROVE_ANNOTATION).map(String::as_str),
-        running: flight.as_ref().map(|f| &f.running),
-        jitter,
-        now,
-        source_revision: resolved.source_revision.as_deref(),
-    });
-    tracing::debug!(?step, "decided");
-    let (decided, more) = status::on_decided(&status, &step, generation, now);
-    status = decided;
-    emits.extend(more);
-    let action = act(&tpl, ctx, step, resolved, generation, now, &mut status)?;
-    ctx.write_status(&tpl, &status).await?;
-    ctx.publish(&tpl, &emits).await;
-    Ok(action)
+        jitter: schedule::jitter_for(&key.uid, tpl.spec.drift_detection.interval.into()),
+        running: observation.running.as_ref(),
+        inputs,
+    };
+    let outcome = core::step(&observed, &observation.finished, deleting, now);
+    tracing::debug!(start = ?outcome.start.as_ref().map(|s| &s.execution.running), next = ?outcome.next, "stepped");
+    let recorded = (outcome.status.clone(), outcome.emits.clone());
+    let effects = Runtime {
+        tpl,
+        ctx,
+        key: &key,
+        resolved: Mutex::new(resolution.ok()),
+    };
+    let next = core::carry_out(outcome, &effects, now).await?;
+    for finished in &observation.finished {
+        observe_finished(tpl, ctx, finished, &status, &recorded.0, &recorded.1, now);
+    }
+    match (next, deleting) {
+        (Next::Finalize, _) => {
+            ctx.forget(tpl).await;
+            Ok(Action::await_change())
+        }
+        (Next::Requeue(after), None) => Ok(Action::requeue(after)),
+        (Next::AwaitChange, None) => Ok(Action::await_change()),
+        (Next::Requeue(after), Some(_)) => Err(Error::DeletionPending(Some(after))),
+        (Next::AwaitChange, Some(_)) => Err(Error::DeletionPending(None)),
+    }
 }
 
-/// Records a finished execution in status (before forgetting it: see `Observed::running`).
-#[allow(clippy::too_many_arguments)]
-fn record_finished(
-    tpl: &PangeaTemplate,
-    ctx: &Context,
-    key: &ObjectRef<PangeaTemplate>,
-    result: &ExecutionResult,
-    jitter: Duration,
-    now: Timestamp,
-    status: &mut PangeaTemplateStatus,
-    emits: &mut Vec<Emit>,
-) {
-    let flight = ctx.in_flight(key);
-    let (generation, trigger) = flight.as_ref().map_or(
-        (tpl.metadata.generation.unwrap_or(0), Trigger::Retry),
-        |f| (f.generation, f.running.trigger),
-    );
-    let before = status.clone();
-    let (after, more) =
-        status::on_finished(&before, &tpl.spec, generation, result, trigger, jitter, now);
-    ctx.finished(key);
-    ctx.metrics.executed(
-        result.kind.as_str(),
-        result.outcome,
-        result.duration_seconds,
-    );
-    observe_drift(tpl, ctx, &before, &after, &more, now);
-    *status = after;
-    emits.extend(more);
+/// The I/O of one reconcile.
+struct Runtime<'a> {
+    tpl: &'a PangeaTemplate,
+    ctx: &'a Context,
+    key: &'a TemplateKey,
+    /// The references, taken by the one start a reconcile can make.
+    resolved: Mutex<Option<Resolved>>,
 }
 
-fn observe_drift(
+impl Effects for Runtime<'_> {
+    type Error = Error;
+
+    fn start<'a>(&'a self, start: &'a Start) -> BoxFuture<'a, Result<(), StartError>> {
+        async move {
+            let resolved = self
+                .resolved
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+                .ok_or_else(|| StartError("references are not resolved".into()))?;
+            let running = &start.execution.running;
+            let intent = Intent {
+                id: &running.id,
+                kind: running.kind,
+                approved_plan_id: start.approved_plan_id.clone(),
+            };
+            let (request, files) =
+                request::build(self.tpl, resolved, &intent, &self.ctx.settings.secrets_dir)
+                    .map_err(|e| StartError(format!("preparing execution files: {e}")))?;
+            self.ctx
+                .backend
+                .start(self.key, &start.execution, request, files)
+                .await
+                .map_err(|e| StartError(e.to_string()))?;
+            tracing::info!(id = %running.id, kind = running.kind.as_str(), trigger = running.trigger.as_str(), "execution started");
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn write_status<'a>(
+        &'a self,
+        status: &'a PangeaTemplateStatus,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        async move {
+            self.ctx.write_status(self.tpl, status).await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn ack<'a>(&'a self, execution_id: &'a str) -> BoxFuture<'a, ()> {
+        self.ctx.backend.ack(&self.key.uid, execution_id)
+    }
+
+    fn publish<'a>(&'a self, emits: &'a [Emit]) -> BoxFuture<'a, ()> {
+        self.ctx.publish(self.tpl, emits).boxed()
+    }
+}
+
+/// Metrics of a result that is now recorded (counted once: after its write).
+fn observe_finished(
     tpl: &PangeaTemplate,
     ctx: &Context,
+    finished: &Finished,
     before: &PangeaTemplateStatus,
     after: &PangeaTemplateStatus,
     emits: &[Emit],
     now: Timestamp,
 ) {
+    let result = &finished.result;
+    ctx.metrics.executed(
+        result.kind.as_str(),
+        result.outcome,
+        result.duration_seconds,
+    );
     let drift = after.drift.as_ref().filter(|d| d.detected);
     ctx.metrics.drift_state(
         &tpl.uid().unwrap_or_default(),
         drift.and_then(|d| d.severity),
     );
-    let since = |t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
-        t.map(|t| (now - t.0).get_seconds() as f64)
-    };
+    let since = |t: Option<&Time>| t.map(|t| (now - t.0).get_seconds() as f64);
     let prior = before.drift.as_ref();
     if emits.iter().any(|e| e.reason == reason::DRIFT_DETECTED)
         && let Some(seconds) = since(prior.and_then(|d| d.last_check_time.as_ref()))
@@ -215,215 +257,4 @@ fn observe_drift(
     {
         ctx.metrics.remediated_after(seconds);
     }
-}
-
-/// Starts what `decide` asked for; the returned action wakes the controller when needed.
-fn act(
-    tpl: &PangeaTemplate,
-    ctx: &Context,
-    step: Step,
-    resolved: Resolved,
-    generation: i64,
-    now: Timestamp,
-    status: &mut PangeaTemplateStatus,
-) -> Result<Action, Error> {
-    let requeue =
-        |after: Option<Duration>| after.map_or_else(Action::await_change, Action::requeue);
-    match step {
-        Step::Idle { requeue_after } | Step::Blocked { requeue_after, .. } => {
-            Ok(requeue(requeue_after))
-        }
-        Step::AwaitExecution { requeue_after } => Ok(Action::requeue(requeue_after)),
-        Step::Execute {
-            kind,
-            trigger,
-            approved_plan_id,
-        } => {
-            let running = RunningExecution {
-                id: execution_id(tpl, kind, now),
-                kind,
-                trigger,
-                started: now,
-            };
-            let intent = Intent {
-                id: &running.id,
-                kind,
-                approved_plan_id,
-            };
-            let (request, files) =
-                request::build(tpl, resolved, &intent, &ctx.settings.secrets_dir)?;
-            let key = ObjectRef::from_obj(tpl);
-            ctx.started(
-                key.clone(),
-                InFlight {
-                    running: running.clone(),
-                    generation,
-                },
-            );
-            if let Err(error) = ctx.backend.start(key.clone(), request, files) {
-                ctx.finished(&key);
-                tracing::warn!(%error, "execution not started");
-                return Ok(Action::requeue(Duration::from_secs(10)));
-            }
-            tracing::info!(id = %running.id, kind = kind.as_str(), trigger = trigger.as_str(), "execution started");
-            *status = status::on_started(status, &running, generation, now);
-            // The backend announces completion; this is only the safety net.
-            Ok(Action::requeue(tpl.spec.reconciliation.timeout.into()))
-        }
-    }
-}
-
-/// `<name>-<kind>-<unix seconds>`: unique per template (one execution at a time) and
-/// readable in logs.
-fn execution_id(tpl: &PangeaTemplate, kind: ExecutionKind, now: Timestamp) -> String {
-    format!("{}-{}-{}", tpl.name_any(), kind.as_str(), now.as_second())
-}
-
-/// A reference CEL cannot check is missing or wrong: `Stalled` + `Ready=False` with the cause,
-/// an `InvalidSpec` Event when it is new, and a slow retry (the object may appear).
-async fn invalid(
-    tpl: &PangeaTemplate,
-    ctx: &Context,
-    mut status: PangeaTemplateStatus,
-    mut emits: Vec<Emit>,
-    message: &str,
-    generation: i64,
-    now: Timestamp,
-) -> Result<Action, Error> {
-    let stamp = status::stamp(now);
-    let newly = conditions::set_condition(
-        &mut status.conditions,
-        condition::STALLED,
-        true,
-        INVALID_SPEC,
-        message,
-        generation,
-        &stamp,
-    );
-    conditions::set_condition(
-        &mut status.conditions,
-        condition::READY,
-        false,
-        INVALID_SPEC,
-        message,
-        generation,
-        &stamp,
-    );
-    if newly {
-        emits.push(Emit {
-            warning: true,
-            reason: INVALID_SPEC,
-            note: message.to_owned(),
-        });
-    }
-    ctx.write_status(tpl, &status).await?;
-    ctx.publish(tpl, &emits).await;
-    Ok(Action::requeue(Duration::from_secs(60)))
-}
-
-/// A reference problem that is now solved no longer stalls the template.
-fn lift_invalid(status: &mut PangeaTemplateStatus, generation: i64, now: Timestamp) {
-    let stalled_by_us = conditions::find(&status.conditions, condition::STALLED)
-        .is_some_and(|c| c.status == "True" && c.reason == INVALID_SPEC);
-    if stalled_by_us {
-        let stamp = status::stamp(now);
-        conditions::set_condition(
-            &mut status.conditions,
-            condition::STALLED,
-            false,
-            "ReferencesResolved",
-            "",
-            generation,
-            &stamp,
-        );
-    }
-}
-
-/// Deletion: `Orphan` forgets; `Destroy` runs a destroy execution and keeps the finalizer
-/// until it succeeded, showing why while it cannot.
-async fn cleanup(tpl: Arc<PangeaTemplate>, ctx: &Context) -> Result<Action, Error> {
-    if tpl.spec.safety.deletion_policy == DeletionPolicy::Orphan {
-        ctx.forget(&tpl);
-        return Ok(Action::await_change());
-    }
-    let key = ObjectRef::from_obj(&*tpl);
-    let now = Timestamp::now();
-    if let Some(result) = ctx.backend.take_finished(&key) {
-        ctx.finished(&key);
-        if result.kind == ExecutionKind::Destroy
-            && result.outcome == pangea_api::exec::Outcome::Succeeded
-        {
-            ctx.forget(&tpl);
-            return Ok(Action::await_change());
-        }
-        let message = result.error.map_or_else(
-            || "destroy did not succeed".to_owned(),
-            |e| format!("{}: {}", e.reason, e.message),
-        );
-        deletion_blocked(&tpl, ctx, &message, now).await?;
-        return Err(Error::DeletionPending(message));
-    }
-    if !ctx.backend.is_running(&key) {
-        let resolved =
-            resolve::resolve(&ctx.client, &tpl.namespace().unwrap_or_default(), &tpl.spec).await?;
-        let id = execution_id(&tpl, ExecutionKind::Destroy, now);
-        let intent = Intent {
-            id: &id,
-            kind: ExecutionKind::Destroy,
-            approved_plan_id: None,
-        };
-        let (request, files) = request::build(&tpl, resolved, &intent, &ctx.settings.secrets_dir)?;
-        let running = RunningExecution {
-            id,
-            kind: ExecutionKind::Destroy,
-            trigger: Trigger::SpecChanged,
-            started: now,
-        };
-        ctx.started(
-            key.clone(),
-            InFlight {
-                running,
-                generation: tpl.metadata.generation.unwrap_or(0),
-            },
-        );
-        if ctx.backend.start(key.clone(), request, files).is_err() {
-            ctx.finished(&key);
-        }
-    }
-    Err(Error::DeletionPending(
-        "destroying the infrastructure (deletionPolicy: Destroy)".into(),
-    ))
-}
-
-async fn deletion_blocked(
-    tpl: &PangeaTemplate,
-    ctx: &Context,
-    message: &str,
-    now: Timestamp,
-) -> Result<(), Error> {
-    let mut status = tpl.status.clone().unwrap_or_default();
-    let generation = tpl.metadata.generation.unwrap_or(0);
-    let stamp = status::stamp(now);
-    let newly = conditions::set_condition(
-        &mut status.conditions,
-        condition::REMEDIATION_BLOCKED,
-        true,
-        "DeletionBlocked",
-        message,
-        generation,
-        &stamp,
-    );
-    ctx.write_status(tpl, &status).await?;
-    if newly {
-        ctx.publish(
-            tpl,
-            &[Emit {
-                warning: true,
-                reason: reason::REMEDIATION_BLOCKED,
-                note: format!("deletion blocked: {message}"),
-            }],
-        )
-        .await;
-    }
-    Ok(())
 }

@@ -56,7 +56,9 @@ pub fn build(
         template_name: spec.pangea.template.clone(),
         variables: resolved.variables,
         sensitive_variable_files,
-        backend: Some(spec.state.clone().unwrap_or_else(default_backend)),
+        // The template's own `pangea.yml` backend wins over the operator's default.
+        backend: spec.state.clone(),
+        default_backend: Some(default_backend()),
         binary: spec.executor.binary,
         timeout_seconds: std::time::Duration::from(spec.reconciliation.timeout).as_secs(),
         severity_rules: spec.drift_detection.severity_rules.clone(),
@@ -137,7 +139,9 @@ mod tests {
         };
         let (req, files) = build(&tpl, resolved, &intent, root.path()).unwrap();
         assert_eq!(req.template, "team/web");
-        assert!(req.backend.unwrap().kubernetes.is_some());
+        // The template's pangea.yml may choose; otherwise the executor uses the default.
+        assert!(req.backend.is_none());
+        assert!(req.default_backend.unwrap().kubernetes.is_some());
         assert_eq!(req.limits.max_changes, Some(3));
         let path = &req.sensitive_variable_files["db_password"];
         assert_eq!(std::fs::read(path).unwrap(), b"hunter22");

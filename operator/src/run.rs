@@ -2,20 +2,19 @@
 //! watched namespace (or one for all), and a graceful stop that interrupts running
 //! executions so their state locks are released.
 
-use std::{
-    net::SocketAddr,
-    path::PathBuf,
-    sync::{Arc, atomic::AtomicBool},
-    time::Duration,
-};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use futures::future::{FutureExt, Shared, join_all};
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::{
+    api::core::v1::ConfigMap,
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
 use kube::{
-    Api, Client, Config,
+    Api, Client, Config, CustomResourceExt,
     config::{KubeConfigOptions, Kubeconfig},
     runtime::{
         events::{Recorder, Reporter},
+        wait::{await_condition, conditions},
         watcher,
     },
 };
@@ -26,6 +25,7 @@ use tokio::sync::mpsc;
 use crate::{
     backend::local::LocalBackend,
     context::{Context, Settings},
+    http::Readiness,
     metrics::Metrics,
 };
 
@@ -50,6 +50,8 @@ pub struct Options {
     pub ruby: Option<PathBuf>,
     /// Point AWS providers at an emulator.
     pub aws_endpoint: Option<String>,
+    /// How long start-up waits for the CRDs to be established.
+    pub crd_wait: Duration,
 }
 
 /// Startup failures.
@@ -64,9 +66,21 @@ pub enum RunError {
     /// The compiler's Ruby is missing.
     #[error(transparent)]
     Ruby(#[from] pangea_executor::compile::CompileError),
-    /// Directories or the HTTP listener failed.
+    /// Directories failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The metrics address could not be bound.
+    #[error("binding {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A CRD is missing or not established.
+    #[error("CRD {0} is not established (install deploy/crds/ first)")]
+    CrdMissing(String),
 }
 
 /// Runs until `shutdown` resolves, then stops reconciling, interrupts running executions and
@@ -78,13 +92,21 @@ pub async fn run(
     let client = client(options.kubeconfig.as_deref()).await?;
     let shutdown = shutdown.shared();
     let metrics = Arc::new(Metrics::default());
-    let ready = Arc::new(AtomicBool::new(false));
+    // Ready once the CRDs are established and every controller's cache has synced.
+    let ready = Arc::new(Readiness::new(1));
+    let listener = tokio::net::TcpListener::bind(options.metrics_addr)
+        .await
+        .map_err(|source| RunError::Bind {
+            addr: options.metrics_addr,
+            source,
+        })?;
     let http = tokio::spawn(crate::http::serve(
-        options.metrics_addr,
+        listener,
         metrics.clone(),
         ready.clone(),
         shutdown.clone(),
     ));
+    crds_established(&client, options.crd_wait).await?;
     let (notify, finished) = mpsc::unbounded_channel();
     let backend = Arc::new(LocalBackend::new(
         executor(&options)?,
@@ -108,9 +130,8 @@ pub async fn run(
         metrics,
         settings,
     ));
-    ready.store(true, std::sync::atomic::Ordering::Relaxed);
     tracing::info!(namespaces = ?options.namespaces, selector = ?options.selector, "operator running");
-    controllers(&client, &options, ctx, finished, shutdown).await;
+    controllers(&client, &options, ctx, finished, ready, shutdown).await;
     tracing::info!(
         in_flight = crate::backend::ExecutionBackend::in_flight(&*backend),
         "stopping: interrupting executions"
@@ -127,6 +148,7 @@ async fn controllers<S>(
     options: &Options,
     ctx: Arc<Context>,
     mut finished: mpsc::UnboundedReceiver<crate::backend::TemplateRef>,
+    ready: Arc<Readiness>,
     shutdown: Shared<S>,
 ) where
     S: std::future::Future<Output = ()> + Send + 'static,
@@ -142,6 +164,8 @@ async fn controllers<S>(
     };
     let mut routes = Vec::new();
     let mut runs = Vec::new();
+    ready.add(scopes.len());
+    ready.done(); // the CRD check
     for scope in scopes {
         let (api, configmaps): (Api<PangeaTemplate>, Api<ConfigMap>) = match &scope {
             Some(ns) => (
@@ -152,13 +176,17 @@ async fn controllers<S>(
         };
         let (tx, rx) = mpsc::unbounded_channel();
         routes.push((scope, tx));
-        runs.push(crate::controller::run(
-            api,
+        let watched = crate::controller::Watched {
+            templates: api,
             configmaps,
-            watch.clone(),
+            config: watch.clone(),
+        };
+        runs.push(crate::controller::run(
+            watched,
             ctx.clone(),
             rx,
             options.reconcile_concurrency,
+            ready.clone(),
             shutdown.clone(),
         ));
     }
@@ -173,6 +201,26 @@ async fn controllers<S>(
         }
     });
     join_all(runs).await;
+}
+
+/// Waits (bounded) until the apiserver serves our CRDs: starting watches on a missing CRD
+/// would only log errors forever.
+async fn crds_established(client: &Client, wait: Duration) -> Result<(), RunError> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for name in [
+        PangeaTemplate::crd_name(),
+        pangea_api::PangeaStack::crd_name(),
+    ] {
+        let established = await_condition(crds.clone(), name, conditions::is_crd_established());
+        match tokio::time::timeout(wait, established).await {
+            Ok(Ok(_)) => tracing::debug!(crd = name, "established"),
+            Ok(Err(error)) => {
+                return Err(RunError::CrdMissing(format!("{name}: {error}")));
+            }
+            Err(_) => return Err(RunError::CrdMissing(name.to_owned())),
+        }
+    }
+    Ok(())
 }
 
 async fn client(kubeconfig: Option<&std::path::Path>) -> Result<Client, RunError> {

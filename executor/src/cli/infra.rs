@@ -170,6 +170,7 @@ impl InfraArgs {
             variables: parse_vars(&self.vars)?,
             sensitive_variable_files: parse_pairs(&self.sensitive_vars, "--sensitive-var")?,
             backend: self.backend()?,
+            default_backend: None,
             binary: match self.binary {
                 Binary::Terraform => IacBinary::Terraform,
                 Binary::Tofu => IacBinary::Tofu,

@@ -36,14 +36,20 @@ impl Executor {
         ctx: &super::RunContext<'_>,
     ) -> Result<Prepared, ExecError> {
         let fetched = source::fetch(&req.source, &self.cache_dir, ctx.remaining()).await?;
-        let backend = req
-            .backend
-            .as_ref()
-            .and_then(|b| backend::backend_json(b, &self.kubernetes_context(req)));
-        let compiled = self.compile(req, &fetched, backend.clone()).await?;
-        let document: Value = serde_json::from_str(compiled.get()).map_err(|e| {
-            ExecError::TemplateSelection(format!("compiled document is not JSON: {e}"))
-        })?;
+        let as_json = |b: &pangea_api::template::StateBackend| {
+            backend::backend_json(b, &self.kubernetes_context(req))
+        };
+        let mut backend = req.backend.as_ref().and_then(as_json);
+        let mut compiled = self.compile(req, &fetched, backend.clone()).await?;
+        let mut document = parse_document(&compiled)?;
+        if backend.is_none() && !has_backend(&document) {
+            // Neither the request nor the template's namespace chose a backend: the default.
+            backend = req.default_backend.as_ref().and_then(as_json);
+            if backend.is_some() {
+                compiled = self.compile(req, &fetched, backend.clone()).await?;
+                document = parse_document(&compiled)?;
+            }
+        }
         let workspace = Workspace::open(&self.cache_dir, &req.template)?;
         let overrides = self
             .aws_endpoint
@@ -186,4 +192,39 @@ fn select_template(
             names.join(", ")
         ))
     })
+}
+
+fn parse_document(compiled: &serde_json::value::RawValue) -> Result<Value, ExecError> {
+    serde_json::from_str(compiled.get())
+        .map_err(|e| ExecError::TemplateSelection(format!("compiled document is not JSON: {e}")))
+}
+
+/// Whether the compiled template has a `terraform.backend` block.
+fn has_backend(document: &Value) -> bool {
+    document
+        .pointer("/terraform/backend")
+        .is_some_and(|b| !b.is_null())
+        || document
+            .pointer("/terraform")
+            .and_then(Value::as_array)
+            .is_some_and(|blocks| blocks.iter().any(|b| b.get("backend").is_some()))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::has_backend;
+
+    #[test]
+    fn a_backend_counts_only_when_the_document_has_one() {
+        assert!(has_backend(
+            &json!({"terraform": {"backend": {"s3": {"bucket": "b"}}}})
+        ));
+        assert!(!has_backend(
+            &json!({"terraform": {"required_providers": {}}})
+        ));
+        assert!(!has_backend(&json!({"resource": {}})));
+        assert!(!has_backend(&json!({"terraform": {"backend": null}})));
+    }
 }

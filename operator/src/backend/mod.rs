@@ -1,21 +1,45 @@
-//! Where executions run. The controller hands a typed [`Request`] to an
-//! [`ExecutionBackend`], learns about completion through the notifier channel (which triggers
-//! a reconcile of that template), and collects the typed result. `decide` never knows which
-//! backend ran it: the local backend runs the executor in-process; a Job backend (a pod per
-//! execution running `pangea-executor run`) plugs in behind the same trait.
+//! Where executions run. The backend is the only record of what runs and what finished:
+//! the reconcile asks it ([`ExecutionBackend::observe`]) instead of keeping its own books,
+//! so an operator restart or a failed status write cannot make it forget a result. A finished
+//! result stays with the backend until the status that records it was written and
+//! [`ExecutionBackend::ack`] is called; until then it is offered again.
+//!
+//! Executions are keyed by template UID: a template deleted and re-created under the same
+//! name never inherits the old one's result. `decide` never knows which backend ran it: the
+//! local backend runs the executor in-process; the Job backend runs `pangea-executor run` in
+//! a pod per execution.
 
 pub mod local;
 
+use futures::future::BoxFuture;
 use kube::runtime::reflector::ObjectRef;
-use pangea_api::{
-    PangeaTemplate,
-    exec::{ExecutionResult, Request},
+use pangea_api::{PangeaTemplate, exec::Request};
+
+use crate::{
+    core::{Execution, Finished},
+    secrets::SecretFiles,
 };
 
-use crate::secrets::SecretFiles;
-
-/// The key executions are tracked by.
+/// The object reference completion notifications carry (they trigger a reconcile).
 pub type TemplateRef = ObjectRef<PangeaTemplate>;
+
+/// A template as a backend knows it: by UID, with the reference to wake its reconcile.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TemplateKey {
+    /// `metadata.uid`: what executions are keyed by.
+    pub uid: String,
+    /// Namespace and name, for notifications.
+    pub object: TemplateRef,
+}
+
+/// What a backend holds for one template.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observation {
+    /// The execution queued or running.
+    pub running: Option<Execution>,
+    /// Finished executions not acknowledged yet, oldest first.
+    pub finished: Vec<Finished>,
+}
 
 /// A backend could not start an execution.
 #[derive(Debug, thiserror::Error)]
@@ -26,25 +50,32 @@ pub enum BackendError {
     /// The operator is shutting down.
     #[error("shutting down: not starting new executions")]
     ShuttingDown,
+    /// The cluster refused or failed a call the backend needs.
+    #[error("{0}")]
+    Cluster(String),
 }
 
-/// Runs executions and reports their results.
+/// Runs executions and keeps their results until acknowledged.
 pub trait ExecutionBackend: Send + Sync {
-    /// Starts `request` for `template`. `secrets` holds the files the request names (sensitive
-    /// variables, git credentials) and is removed when the execution ends. Completion is
-    /// announced by sending `template` on the notifier given at construction.
-    fn start(
-        &self,
-        template: TemplateRef,
+    /// Starts `request` as `execution` for `template`. `secrets` holds the files the request
+    /// names (sensitive variables, git credentials); the backend removes them when the
+    /// execution ends. Completion is announced on the notifier given at construction.
+    fn start<'a>(
+        &'a self,
+        template: &'a TemplateKey,
+        execution: &'a Execution,
         request: Request,
         secrets: SecretFiles,
-    ) -> Result<(), BackendError>;
+    ) -> BoxFuture<'a, Result<(), BackendError>>;
 
-    /// Takes the result of a finished execution, if there is one.
-    fn take_finished(&self, template: &TemplateRef) -> Option<ExecutionResult>;
+    /// What runs and what finished for the template with this UID.
+    fn observe<'a>(&'a self, uid: &'a str) -> BoxFuture<'a, Observation>;
 
-    /// Whether an execution for `template` is queued or running.
-    fn is_running(&self, template: &TemplateRef) -> bool;
+    /// The status recording `execution_id` was written: drop its result.
+    fn ack<'a>(&'a self, uid: &'a str, execution_id: &'a str) -> BoxFuture<'a, ()>;
+
+    /// The template is gone: cancel what runs for it and drop its results.
+    fn forget<'a>(&'a self, uid: &'a str) -> BoxFuture<'a, ()>;
 
     /// Executions queued or running.
     fn in_flight(&self) -> usize;
