@@ -4,6 +4,7 @@
 //! `-lock-timeout`; secrets travel as environment variables, never as arguments.
 
 pub mod discover;
+pub mod plugin_cache;
 pub mod process;
 
 use std::{
@@ -31,6 +32,9 @@ pub enum TerraformError {
         /// Scrubbed error text.
         summary: String,
     },
+    /// Waiting for another `init` on the shared plugin cache failed or timed out.
+    #[error(transparent)]
+    CacheLock(#[from] plugin_cache::CacheLockError),
     /// Its JSON output could not be parsed.
     #[error("`{command}` printed invalid JSON: {source}")]
     Json {
@@ -48,6 +52,7 @@ impl TerraformError {
         match self {
             Self::Process(ProcessError::Spawn { .. }) | Self::Json { .. } => false,
             Self::Process(_) => true,
+            Self::CacheLock(e) => !matches!(e, plugin_cache::CacheLockError::Io { .. }),
             Self::Failed { summary, .. } => {
                 let s = summary.to_ascii_lowercase();
                 [
@@ -111,6 +116,7 @@ impl<'a> Session<'a> {
 
     /// `init`; `reconfigure` when the backend changed (state is never migrated implicitly:
     /// pointing a template at another backend means using that backend's state).
+    /// Holds the plugin cache's lock while it runs: concurrent `init`s race in the cache.
     pub async fn init(&self, reconfigure: bool) -> Result<(), TerraformError> {
         let mut args = vec!["init", "-input=false", "-no-color"];
         args.push(if reconfigure {
@@ -118,7 +124,26 @@ impl<'a> Session<'a> {
         } else {
             "-upgrade=false"
         });
+        let _held = match self.plugin_cache() {
+            Some(cache) => {
+                let within = self.deadline.saturating_duration_since(Instant::now());
+                Some(plugin_cache::lock(&cache, within, &self.cancel).await?)
+            }
+            None => None,
+        };
         self.ok(&args).await
+    }
+
+    /// The plugin cache this session's terraform uses, if any.
+    fn plugin_cache(&self) -> Option<PathBuf> {
+        let config = std::fs::read_to_string(&self.tf.cli_config).unwrap_or_default();
+        let env = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "TF_PLUGIN_CACHE_DIR")
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var_os("TF_PLUGIN_CACHE_DIR"));
+        plugin_cache::plugin_cache_dir(&config, env.as_ref().and_then(|v| v.to_str()))
     }
 
     /// `plan -out=<plan>`, refresh-only or normal.
