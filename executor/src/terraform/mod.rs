@@ -4,6 +4,7 @@
 //! `-lock-timeout`; secrets travel as environment variables, never as arguments.
 
 pub mod discover;
+pub mod events;
 pub mod plugin_cache;
 pub mod process;
 
@@ -200,6 +201,37 @@ impl<'a> Session<'a> {
         .await
     }
 
+    /// `apply -json <plan>`: exactly the reviewed saved plan, its event stream kept in `log`
+    /// while it runs (the in-flight journal reads which creates started). Errors and last
+    /// words are rendered from the stream as terraform's human output would show them.
+    pub async fn apply_plan_logged(&self, plan: &Path, log: &Path) -> Result<(), TerraformError> {
+        let plan = plan.display().to_string();
+        let lock = self.lock_flag();
+        let args = [
+            "apply",
+            "-json",
+            "-input=false",
+            "-no-color",
+            "-auto-approve",
+            lock.as_str(),
+            plan.as_str(),
+        ];
+        let rendered = |bytes: &[u8]| events::human_text(&String::from_utf8_lossy(bytes));
+        match self.run_with(&args, Some(log.to_path_buf())).await {
+            Ok(mut done) => {
+                done.stdout = rendered(&done.stdout).into_bytes();
+                self.check(&done, "apply")
+            }
+            Err(TerraformError::Process(e)) => {
+                let said = rendered(&std::fs::read(log).unwrap_or_default());
+                Err(TerraformError::Process(
+                    e.with_said(process::last_lines(b"", said.as_bytes())),
+                ))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// `apply -refresh-only`: records reality in state so the next drift check starts clean.
     pub async fn apply_refresh_only(&self) -> Result<(), TerraformError> {
         let lock = self.lock_flag();
@@ -273,6 +305,14 @@ impl<'a> Session<'a> {
     }
 
     async fn run(&self, args: &[&str]) -> Result<Finished, TerraformError> {
+        self.run_with(args, None).await
+    }
+
+    async fn run_with(
+        &self,
+        args: &[&str],
+        stdout_file: Option<PathBuf>,
+    ) -> Result<Finished, TerraformError> {
         let mut env = vec![
             ("TF_IN_AUTOMATION".into(), "1".into()),
             ("TF_INPUT".into(), "0".into()),
@@ -288,6 +328,7 @@ impl<'a> Session<'a> {
             args: args.iter().map(OsString::from).collect(),
             cwd: self.dir.clone(),
             env,
+            stdout_file,
         };
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         tracing::debug!(command = %inv.summary(), remaining_s = remaining.as_secs(), "running");
