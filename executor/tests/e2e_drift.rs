@@ -293,6 +293,18 @@ fn resolve_orphans(s: &mut Scenario, result: &ExecutionResult) -> Result<()> {
             "aws_route53_zone" => ("zone", "drift-demo.example.com"),
             other => anyhow::bail!("no resolution for an orphan of type {other}: {orphan:?}"),
         };
+        let count = match kind {
+            "vpc" => "count-vpcs",
+            "group" => "count-groups",
+            _ => "count-zones",
+        };
+        // How often a named orphan really exists: the price of not adopting these types.
+        let existing = s.aws.out_of_band(&[count, value])?;
+        eprintln!(
+            "orphan {}: {} in the cloud",
+            orphan.address,
+            existing.trim()
+        );
         s.aws.out_of_band(&["delete-all", kind, value])?;
         forget.extend(["--forget-orphan".to_owned(), orphan.address.clone()]);
     }
