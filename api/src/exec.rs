@@ -96,6 +96,11 @@ pub struct Request {
     /// Compliance only: profile directories on the executor's filesystem.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub compliance_profiles: Vec<String>,
+    /// Creates an earlier apply had in flight when it was interrupted (its result's
+    /// `inFlightCreates`), for executors whose workspace did not survive (Job pods). Merged
+    /// with the workspace's own journal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub in_flight_creates: Vec<InFlightCreate>,
 }
 
 /// Where the template file comes from, as given to the executor.
@@ -134,7 +139,7 @@ pub enum RequestSource {
 }
 
 /// Safety limits enforced by the executor before an apply.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplyLimits {
     /// Allow deletes and replacements.
@@ -143,6 +148,58 @@ pub struct ApplyLimits {
     /// Maximum resources changed by one apply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_changes: Option<u32>,
+    /// Import orphans of an interrupted apply whose identity the configuration names
+    /// unambiguously (`safety.adoptOrphans`).
+    #[serde(default = "yes")]
+    pub adopt_orphans: bool,
+}
+
+impl Default for ApplyLimits {
+    fn default() -> Self {
+        Self {
+            allow_destroy: false,
+            max_changes: None,
+            adopt_orphans: true,
+        }
+    }
+}
+
+/// A create an apply had started but may not have recorded in state: terraform was
+/// interrupted while the provider's call could still reach the cloud.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub struct InFlightCreate {
+    /// Resource address, e.g. `aws_ssm_parameter.app_secret`.
+    pub address: String,
+    /// Resource type, e.g. `aws_ssm_parameter`.
+    pub resource_type: String,
+}
+
+/// A resource an interrupted apply created outside state, imported by this execution.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AdoptedOrphan {
+    /// Resource address it now has in state.
+    pub address: String,
+    /// Resource type.
+    pub resource_type: String,
+    /// The id it was imported with (a name from the configuration, never a secret).
+    pub import_id: String,
+}
+
+/// A resource that may exist outside state and that this execution did not adopt; applies
+/// stop until a person resolves it.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Orphan {
+    /// Resource address.
+    pub address: String,
+    /// Resource type.
+    pub resource_type: String,
+    /// Why it was not adopted.
+    pub reason: String,
+    /// What resolves it, e.g. a `terraform import` command or deleting the duplicate.
+    pub resolution: String,
 }
 
 /// How an execution ended.
@@ -192,6 +249,16 @@ pub struct ExecutionResult {
     pub error: Option<ExecutionError>,
     /// Wall-clock seconds spent.
     pub duration_seconds: f64,
+    /// Creates still in flight after this execution (an interrupted apply); give them back
+    /// in the next request's `inFlightCreates`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub in_flight_creates: Vec<InFlightCreate>,
+    /// Orphans of an earlier interrupted apply that this execution imported into state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adopted: Vec<AdoptedOrphan>,
+    /// Orphans that stop applies until a person resolves them (reason `OrphansFound`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orphans: Vec<Orphan>,
 }
 
 /// A classified failure.
@@ -204,6 +271,10 @@ pub struct ExecutionError {
     pub reason: String,
     /// Human-readable message, with `file:line` for template errors.
     pub message: String,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_file_name() -> String {

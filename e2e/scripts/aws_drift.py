@@ -9,6 +9,11 @@ straight through the AWS API (boto3), behind Terraform's back. Used by e2e tests
     python aws_drift.py get-versioning BUCKET              # prints Enabled/Suspended
     python aws_drift.py list-buckets                       # prints one name per line
     python aws_drift.py count-groups GROUP_NAME            # prints how many exist
+    python aws_drift.py count-vpcs CIDR                    # prints how many exist
+    python aws_drift.py count-zones ZONE_NAME              # prints how many exist
+    python aws_drift.py count-parameters NAME              # prints how many exist (0 or 1)
+    python aws_drift.py put-parameter NAME                 # a SecureString made outside Terraform
+    python aws_drift.py delete-all KIND VALUE              # vpc CIDR | group NAME | zone NAME
     python aws_drift.py create-state-store BUCKET TABLE    # state bucket + DynamoDB lock table
     python aws_drift.py list-objects BUCKET
     python aws_drift.py scan-locks TABLE                   # held locks, one per line
@@ -90,6 +95,44 @@ def count_groups(name):
     print(len(groups["SecurityGroups"]))
 
 
+def count_vpcs(cidr):
+    vpcs = client("ec2").describe_vpcs(Filters=[{"Name": "cidr", "Values": [cidr]}])
+    print(len(vpcs["Vpcs"]))
+
+
+def count_zones(name):
+    zones = client("route53").list_hosted_zones()["HostedZones"]
+    print(sum(1 for z in zones if z["Name"].rstrip(".") == name.rstrip(".")))
+
+
+def count_parameters(name):
+    found = client("ssm").describe_parameters(
+        ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [name]}])
+    print(len(found["Parameters"]))
+
+
+def put_parameter(name):
+    client("ssm").put_parameter(Name=name, Type="SecureString", Value="made-outside-terraform")
+
+
+def delete_all(kind, value):
+    """Deletes every object of an identity: how a person removes an orphan left outside state."""
+    ec2 = client("ec2")
+    if kind == "vpc":
+        for vpc in ec2.describe_vpcs(Filters=[{"Name": "cidr", "Values": [value]}])["Vpcs"]:
+            ec2.delete_vpc(VpcId=vpc["VpcId"])
+    elif kind == "group":
+        for group in ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [value]}])["SecurityGroups"]:
+            ec2.delete_security_group(GroupId=group["GroupId"])
+    elif kind == "zone":
+        r53 = client("route53")
+        for zone in r53.list_hosted_zones()["HostedZones"]:
+            if zone["Name"].rstrip(".") == value.rstrip("."):
+                r53.delete_hosted_zone(Id=zone["Id"])
+    else:
+        sys.exit(f"unknown kind {kind}")
+
+
 def get_versioning(bucket):
     print(client("s3").get_bucket_versioning(Bucket=bucket).get("Status", "Off"))
 
@@ -102,6 +145,11 @@ def list_buckets():
 COMMANDS = {
     "get-versioning": get_versioning,
     "count-groups": count_groups,
+    "count-vpcs": count_vpcs,
+    "count-zones": count_zones,
+    "count-parameters": count_parameters,
+    "delete-all": delete_all,
+    "put-parameter": put_parameter,
     "create-state-store": create_state_store,
     "list-objects": list_objects,
     "scan-locks": scan_locks,

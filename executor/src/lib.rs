@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod compile;
 pub mod execute;
+pub mod orphans;
 pub mod report;
 pub mod scrub;
 pub mod source;

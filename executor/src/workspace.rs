@@ -11,6 +11,8 @@ use sha2::{Digest, Sha256};
 const MAIN: &str = "main.tf.json";
 const OVERRIDE: &str = "zz_pangea_override.tf.json";
 const TFVARS: &str = "pangea.auto.tfvars.json";
+/// Import blocks adopting orphans of an interrupted apply; present only while they are needed.
+const IMPORTS: &str = "zz_pangea_imports.tf.json";
 const INIT_STAMP: &str = ".pangea-init";
 const LOCK_FILE: &str = ".terraform.lock.hcl";
 
@@ -59,6 +61,8 @@ impl Workspace {
         variables: &serde_json::Map<String, Value>,
     ) -> Result<(), WorkspaceError> {
         self.write(MAIN, document.as_bytes())?;
+        // Imports are decided anew each run from the in-flight journal.
+        self.remove(IMPORTS)?;
         match overrides {
             Some(v) => self.write(OVERRIDE, v.to_string().as_bytes())?,
             None => self.remove(OVERRIDE)?,
@@ -70,6 +74,14 @@ impl Workspace {
                 TFVARS,
                 Value::Object(variables.clone()).to_string().as_bytes(),
             )
+        }
+    }
+
+    /// Writes the import blocks file, or removes it when `None`.
+    pub fn write_imports(&self, blocks: Option<&Value>) -> Result<(), WorkspaceError> {
+        match blocks {
+            Some(v) => self.write(IMPORTS, v.to_string().as_bytes()),
+            None => self.remove(IMPORTS),
         }
     }
 

@@ -67,8 +67,12 @@ pub fn build(
         limits: ApplyLimits {
             allow_destroy: spec.safety.allow_destroy,
             max_changes: spec.safety.max_changes.and_then(|m| u32::try_from(m).ok()),
+            adopt_orphans: spec.safety.adopt_orphans,
         },
         compliance_profiles: Vec::new(),
+        // The local backend keeps the executor's workspace journal; the Job backend will
+        // hand back the last result's `inFlightCreates` here.
+        in_flight_creates: Vec::new(),
     };
     Ok((request, files))
 }

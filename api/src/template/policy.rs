@@ -123,7 +123,7 @@ pub struct IgnoreRule {
 }
 
 /// Limits on what any apply may do.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.deletionPolicy != 'Destroy' || self.allowDestroy")
     .message("safety.deletionPolicy 'Destroy' requires safety.allowDestroy: true"))]
@@ -139,6 +139,22 @@ pub struct Safety {
     /// destroys it (requires `allowDestroy`).
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+    /// After an interrupted apply, import resources it was creating that exist but are not in
+    /// state, when their configuration names them unambiguously (a bucket, a parameter name).
+    /// When false, or when the identity is not known, the apply stops and names each orphan.
+    #[serde(default = "yes")]
+    pub adopt_orphans: bool,
+}
+
+impl Default for Safety {
+    fn default() -> Self {
+        Self {
+            allow_destroy: false,
+            max_changes: None,
+            deletion_policy: DeletionPolicy::default(),
+            adopt_orphans: true,
+        }
+    }
 }
 
 /// What happens to the infrastructure when the PangeaTemplate is deleted.

@@ -12,10 +12,15 @@ use std::{
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use pangea_api::{
-    exec::{ApplyLimits, ExecutionKind, ExecutionResult, Outcome, Request, RequestSource},
+    exec::{
+        ApplyLimits, ExecutionKind, ExecutionResult, InFlightCreate, Outcome, Request,
+        RequestSource,
+    },
     template::{IacBinary, KubernetesState, LocalState, StateBackend},
 };
-use pangea_executor::{compile::CompileRequest, execute::Executor};
+use pangea_executor::{
+    compile::CompileRequest, execute::Executor, orphans::journal::Journal, workspace::Workspace,
+};
 use tokio_util::sync::CancellationToken;
 
 use super::{EXIT_CHANGES, EXIT_FAILURE, EXIT_INVALID, common::ExecutorArgs, table};
@@ -77,6 +82,17 @@ pub struct InfraArgs {
     /// apply: refuse plans that change more resources than this.
     #[arg(long)]
     max_changes: Option<u32>,
+    /// plan/apply: never import orphans of an interrupted apply; name them and stop instead.
+    #[arg(long)]
+    no_adopt_orphans: bool,
+    /// A resource an interrupted apply may have created that a person has resolved (imported
+    /// or deleted, or found never created): stop treating it as an orphan. Repeatable.
+    #[arg(long, value_name = "ADDRESS")]
+    forget_orphan: Vec<String>,
+    /// A create an earlier, interrupted apply had in flight (its result's `inFlightCreates`),
+    /// for runs whose workspace did not keep the journal. Repeatable.
+    #[arg(long, value_name = "ADDRESS")]
+    in_flight_create: Vec<String>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
     #[command(flatten)]
@@ -97,6 +113,7 @@ impl InfraArgs {
         let mut results = Vec::new();
         for (file, template) in self.targets(&executor).await? {
             let request = self.request(kind, &file, template.as_deref())?;
+            self.forget_orphans(&executor, &request)?;
             let label = template.unwrap_or_else(|| file.display().to_string());
             results.push((label, executor.execute(&request, cancel.clone()).await));
         }
@@ -182,9 +199,25 @@ impl InfraArgs {
             limits: ApplyLimits {
                 allow_destroy: self.allow_destroy,
                 max_changes: self.max_changes,
+                adopt_orphans: !self.no_adopt_orphans,
             },
             compliance_profiles: Vec::new(),
+            in_flight_creates: self
+                .in_flight_create
+                .iter()
+                .map(|a| in_flight(a))
+                .collect::<anyhow::Result<_>>()?,
         })
+    }
+
+    /// `--forget-orphan`: a person's answer to an `OrphansFound` failure.
+    fn forget_orphans(&self, executor: &Executor, request: &Request) -> anyhow::Result<()> {
+        if self.forget_orphan.is_empty() {
+            return Ok(());
+        }
+        let workspace = Workspace::open(&executor.cache_dir, &request.template)?;
+        Journal::new(workspace.dir()).forget(&self.forget_orphan)?;
+        Ok(())
     }
 
     fn backend(&self) -> anyhow::Result<Option<StateBackend>> {
@@ -290,4 +323,38 @@ fn cancel_on_ctrl_c() -> CancellationToken {
         }
     });
     token
+}
+
+/// `aws_s3_bucket.logs` or `module.m.aws_s3_bucket.logs["k"]` → the create of that address.
+fn in_flight(address: &str) -> anyhow::Result<InFlightCreate> {
+    let without_key = address.split('[').next().unwrap_or(address);
+    let segments: Vec<&str> = without_key.split('.').collect();
+    let resource_type = segments
+        .len()
+        .checked_sub(2)
+        .map(|i| segments[i])
+        .filter(|t| !t.is_empty())
+        .with_context(|| format!("--in-flight-create {address:?} is not a resource address"))?;
+    Ok(InFlightCreate {
+        address: address.to_owned(),
+        resource_type: resource_type.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_flight_addresses_name_their_type() {
+        let types: Vec<String> = [
+            "aws_s3_bucket.logs",
+            "module.m.aws_ssm_parameter.p[\"a.b\"]",
+        ]
+        .iter()
+        .map(|a| in_flight(a).unwrap().resource_type)
+        .collect();
+        assert_eq!(types, ["aws_s3_bucket", "aws_ssm_parameter"]);
+        assert!(in_flight("logs").is_err());
+    }
 }

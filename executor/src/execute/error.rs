@@ -1,10 +1,11 @@
 //! Everything that can stop an execution, classified for the operator: `transient` failures
 //! are retried with backoff, the rest wait for a person (spec or template change).
 
-use pangea_api::exec::ExecutionError;
+use pangea_api::exec::{ExecutionError, Orphan};
 
 use crate::{
     compile::{CompileError, Diagnostic},
+    orphans::journal::JournalError,
     report::ReportError,
     source::SourceError,
     terraform::{TerraformError, discover::DiscoverError, process::ProcessError},
@@ -56,9 +57,31 @@ pub enum ExecError {
         /// Explanation for a person.
         message: String,
     },
+    /// The in-flight journal could not be read or written.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// An interrupted apply may have left these resources outside state, and they were not
+    /// adopted: a person must resolve each.
+    #[error("{}", orphan_list(.0))]
+    Orphans(Vec<Orphan>),
+    /// Importing orphans kept failing.
+    #[error("{0}")]
+    Adoption(String),
     /// The request asks for something this executor does not do yet.
     #[error("{0}")]
     Unsupported(String),
+}
+
+fn orphan_list(orphans: &[Orphan]) -> String {
+    let each: Vec<String> = orphans
+        .iter()
+        .map(|o| format!("{} ({}): {}", o.address, o.reason, o.resolution))
+        .collect();
+    format!(
+        "an interrupted apply may have created {} resource(s) that are not in state; applying now could duplicate them: {}",
+        orphans.len(),
+        each.join("; ")
+    )
 }
 
 fn join(diagnostics: &[Diagnostic]) -> String {
@@ -87,6 +110,9 @@ impl ExecError {
             Self::Terraform(_) => "TerraformFailed",
             Self::Report(_) => "ReportFailed",
             Self::Refused { reason, .. } => reason,
+            Self::Journal(_) => "WorkspaceError",
+            Self::Orphans(_) => "OrphansFound",
+            Self::Adoption(_) => "AdoptionFailed",
             Self::Unsupported(_) => "Unsupported",
         }
     }
@@ -96,7 +122,7 @@ impl ExecError {
         match self {
             Self::Source(e) => e.is_transient(),
             Self::Terraform(e) => e.is_transient(),
-            Self::Compiler(_) | Self::Workspace(_) => true,
+            Self::Compiler(_) | Self::Workspace(_) | Self::Journal(_) | Self::Adoption(_) => true,
             _ => false,
         }
     }

@@ -8,8 +8,15 @@ use std::{collections::BTreeMap, time::SystemTime};
 use pangea_api::{exec::Request, report::PlanReport};
 use serde_json::Value;
 
-use super::{ExecError, Produced, RunContext, prepare::Prepared};
-use crate::report::{self, DEFAULT_MAX_CHANGES, DriftOptions, StateV4};
+use super::{ExecError, Produced, RunContext, adopt, prepare::Prepared};
+use crate::{
+    orphans::{
+        self,
+        journal::{APPLY_LOG, Journal},
+    },
+    report::{self, DEFAULT_MAX_CHANGES, DriftOptions, StateV4},
+    terraform::{TerraformError, process::ProcessError},
+};
 
 const DRIFT_PLAN: &str = "drift.tfplan";
 const PLAN: &str = "changes.tfplan";
@@ -36,31 +43,50 @@ pub(super) async fn drift(
     })
 }
 
-/// Normal plan → pending changes and the plan id an approval names.
+/// Normal plan → pending changes and the plan id an approval names. Made exactly as the
+/// apply will make it (with the same imports of orphans), so an approved id still matches.
 pub(super) async fn plan(
-    _req: &Request,
+    req: &Request,
     p: &Prepared,
     ctx: &RunContext<'_>,
 ) -> Result<Produced, ExecError> {
-    let (plan, state) = make_plan(p, ctx).await?;
+    let planned = adopt::plan_adopting(req, p, ctx).await?;
+    p.workspace.write_imports(None)?;
     Ok(Produced {
-        plan: Some(plan),
-        resources_total: Some(managed_count(&state)),
+        plan: Some(planned.plan),
+        resources_total: Some(managed_count(&planned.state)),
         ..Produced::default()
     })
 }
 
-/// Plan → safety checks and approval → apply that plan → settle → outputs.
+/// Plan (adopting orphans) → safety checks and approval → apply that plan, journaling its
+/// creates → settle → outputs.
 pub(super) async fn apply(
     req: &Request,
     p: &Prepared,
     ctx: &RunContext<'_>,
 ) -> Result<Produced, ExecError> {
-    let (plan, _) = make_plan(p, ctx).await?;
+    let planned = adopt::plan_adopting(req, p, ctx).await?;
+    let plan = planned.plan;
     check_limits(req, &plan)?;
     let session = ctx.session(p);
-    if plan.has_changes() {
-        session.apply_plan(&p.workspace.path(PLAN)).await?;
+    if plan.has_changes() || !planned.adopting.is_empty() {
+        let journal = Journal::new(p.workspace.dir());
+        journal.before_apply(orphans::planned_creates(&planned.shown))?;
+        let applied = session
+            .apply_plan_logged(&p.workspace.path(PLAN), &p.workspace.path(APPLY_LOG))
+            .await;
+        match &applied {
+            Err(TerraformError::Process(e)) if !matches!(e, ProcessError::Spawn { .. }) => {
+                journal.interrupted()?;
+            }
+            _ => journal.finished()?,
+        }
+        applied?;
+        p.workspace.write_imports(None)?;
+        if !planned.adopting.is_empty() {
+            tracing::info!(adopted = ?planned.adopting.iter().map(|a| &a.address).collect::<Vec<_>>(), "adopted orphans of an interrupted apply");
+        }
     }
     session.apply_refresh_only().await?;
     let state = session.state_pull().await?;
@@ -69,6 +95,7 @@ pub(super) async fn apply(
         plan: Some(plan),
         resources_total: Some(count_in_state_json(&state)),
         outputs,
+        adopted: planned.adopting,
         ..Produced::default()
     })
 }
@@ -98,9 +125,12 @@ pub(super) async fn destroy(
     })
 }
 
-/// A normal saved plan and its report; the id binds plan content, state identity (lineage +
-/// serial of the state it was made against) and source revision.
-async fn make_plan(p: &Prepared, ctx: &RunContext<'_>) -> Result<(PlanReport, StateV4), ExecError> {
+/// A normal saved plan, its report and its `show -json`; the id binds plan content, state
+/// identity (lineage + serial of the state it was made against) and source revision.
+pub(super) async fn make_plan(
+    p: &Prepared,
+    ctx: &RunContext<'_>,
+) -> Result<(PlanReport, StateV4, Value), ExecError> {
     let session = ctx.session(p);
     let plan_file = p.workspace.path(PLAN);
     session.plan(&plan_file, false).await?;
@@ -108,7 +138,7 @@ async fn make_plan(p: &Prepared, ctx: &RunContext<'_>) -> Result<(PlanReport, St
     let (_, refreshed) = report::read_states(&plan_file)?;
     let mut plan = report::build_plan_report(&shown, DEFAULT_MAX_CHANGES);
     report::stamp_plan(&mut plan, &shown, &refreshed, &p.revision);
-    Ok((plan, refreshed))
+    Ok((plan, refreshed, shown))
 }
 
 fn check_limits(req: &Request, plan: &PlanReport) -> Result<(), ExecError> {

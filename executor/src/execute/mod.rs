@@ -3,6 +3,7 @@
 //! secrets. Used in-process by the operator's local backend and by `pangea-executor run` in a
 //! Job pod.
 
+mod adopt;
 mod error;
 mod kinds;
 mod prepare;
@@ -12,11 +13,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use pangea_api::exec::{ExecutionKind, ExecutionResult, Outcome, Request};
+use pangea_api::exec::{ExecutionKind, ExecutionResult, InFlightCreate, Outcome, Request};
 use tokio_util::sync::CancellationToken;
 
 pub use self::error::ExecError;
-use crate::{compile::Compiler, scrub::Scrubber};
+use crate::{compile::Compiler, orphans::journal::Journal, scrub::Scrubber, workspace::Workspace};
 
 /// Machine-level settings shared by every execution.
 #[derive(Clone, Debug)]
@@ -56,6 +57,7 @@ struct Produced {
     plan: Option<pangea_api::report::PlanReport>,
     resources_total: Option<u32>,
     outputs: std::collections::BTreeMap<String, serde_json::Value>,
+    adopted: Vec<pangea_api::exec::AdoptedOrphan>,
 }
 
 impl Executor {
@@ -78,23 +80,64 @@ impl Executor {
         };
         let mut revision = None;
         let run = async {
+            self.journal_handed_back(req)?;
             let prepared = self.prepare(req, &sensitive, &ctx).await?;
             revision = Some(prepared.revision.clone());
             self.run_kind(req, &prepared, &ctx).await
         };
-        match run.await {
+        let mut result = self.finish(req, run.await, &scrub, started, revision);
+        result.in_flight_creates = self.still_in_flight(req);
+        result
+    }
+
+    fn finish(
+        &self,
+        req: &Request,
+        run: Result<Produced, ExecError>,
+        scrub: &Scrubber,
+        started: Instant,
+        revision: Option<String>,
+    ) -> ExecutionResult {
+        match run {
             Ok(produced) => succeeded(req, produced, started),
             Err(ExecError::Refused { reason, message }) => {
                 let error = ExecError::Refused {
                     reason,
                     message: message.clone(),
                 };
-                let mut result = failed(req, &error, &scrub, started, revision);
+                let mut result = failed(req, &error, scrub, started, revision);
                 result.outcome = Outcome::Refused;
                 result
             }
-            Err(e) => failed(req, &e, &scrub, started, revision),
+            Err(e) => {
+                let mut result = failed(req, &e, scrub, started, revision);
+                if let ExecError::Orphans(orphans) = e {
+                    result.orphans = orphans;
+                }
+                result
+            }
         }
+    }
+
+    /// Creates a previous executor reported in flight join this workspace's journal.
+    fn journal_handed_back(&self, req: &Request) -> Result<(), ExecError> {
+        if req.in_flight_creates.is_empty() {
+            return Ok(());
+        }
+        let workspace = Workspace::open(&self.cache_dir, &req.template)?;
+        Journal::new(workspace.dir()).add(&req.in_flight_creates)?;
+        Ok(())
+    }
+
+    /// What may still exist outside state after this execution, for the next request.
+    fn still_in_flight(&self, req: &Request) -> Vec<InFlightCreate> {
+        let pending = Workspace::open(&self.cache_dir, &req.template)
+            .map_err(ExecError::from)
+            .and_then(|w| Ok(Journal::new(w.dir()).pending()?));
+        pending.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "in-flight journal unreadable: handing back the request's");
+            req.in_flight_creates.clone()
+        })
     }
 
     async fn run_kind(
@@ -152,6 +195,9 @@ fn succeeded(req: &Request, p: Produced, started: Instant) -> ExecutionResult {
         outputs: p.outputs,
         error: None,
         duration_seconds: started.elapsed().as_secs_f64(),
+        in_flight_creates: Vec::new(),
+        adopted: p.adopted,
+        orphans: Vec::new(),
     }
 }
 
@@ -180,5 +226,8 @@ fn failed(
         outputs: Default::default(),
         error: Some(e.to_contract(message)),
         duration_seconds: started.elapsed().as_secs_f64(),
+        in_flight_creates: Vec::new(),
+        adopted: Vec::new(),
+        orphans: Vec::new(),
     }
 }

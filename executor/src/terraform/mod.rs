@@ -4,6 +4,8 @@
 //! `-lock-timeout`; secrets travel as environment variables, never as arguments.
 
 pub mod discover;
+pub mod events;
+pub mod plugin_cache;
 pub mod process;
 
 use std::{
@@ -31,6 +33,9 @@ pub enum TerraformError {
         /// Scrubbed error text.
         summary: String,
     },
+    /// Waiting for another `init` on the shared plugin cache failed or timed out.
+    #[error(transparent)]
+    CacheLock(#[from] plugin_cache::CacheLockError),
     /// Its JSON output could not be parsed.
     #[error("`{command}` printed invalid JSON: {source}")]
     Json {
@@ -48,6 +53,7 @@ impl TerraformError {
         match self {
             Self::Process(ProcessError::Spawn { .. }) | Self::Json { .. } => false,
             Self::Process(_) => true,
+            Self::CacheLock(e) => !matches!(e, plugin_cache::CacheLockError::Io { .. }),
             Self::Failed { summary, .. } => {
                 let s = summary.to_ascii_lowercase();
                 [
@@ -111,6 +117,7 @@ impl<'a> Session<'a> {
 
     /// `init`; `reconfigure` when the backend changed (state is never migrated implicitly:
     /// pointing a template at another backend means using that backend's state).
+    /// Holds the plugin cache's lock while it runs: concurrent `init`s race in the cache.
     pub async fn init(&self, reconfigure: bool) -> Result<(), TerraformError> {
         let mut args = vec!["init", "-input=false", "-no-color"];
         args.push(if reconfigure {
@@ -118,7 +125,26 @@ impl<'a> Session<'a> {
         } else {
             "-upgrade=false"
         });
+        let _held = match self.plugin_cache() {
+            Some(cache) => {
+                let within = self.deadline.saturating_duration_since(Instant::now());
+                Some(plugin_cache::lock(&cache, within, &self.cancel).await?)
+            }
+            None => None,
+        };
         self.ok(&args).await
+    }
+
+    /// The plugin cache this session's terraform uses, if any.
+    fn plugin_cache(&self) -> Option<PathBuf> {
+        let config = std::fs::read_to_string(&self.tf.cli_config).unwrap_or_default();
+        let env = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "TF_PLUGIN_CACHE_DIR")
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var_os("TF_PLUGIN_CACHE_DIR"));
+        plugin_cache::plugin_cache_dir(&config, env.as_ref().and_then(|v| v.to_str()))
     }
 
     /// `plan -out=<plan>`, refresh-only or normal.
@@ -173,6 +199,37 @@ impl<'a> Session<'a> {
             plan.as_str(),
         ])
         .await
+    }
+
+    /// `apply -json <plan>`: exactly the reviewed saved plan, its event stream kept in `log`
+    /// while it runs (the in-flight journal reads which creates started). Errors and last
+    /// words are rendered from the stream as terraform's human output would show them.
+    pub async fn apply_plan_logged(&self, plan: &Path, log: &Path) -> Result<(), TerraformError> {
+        let plan = plan.display().to_string();
+        let lock = self.lock_flag();
+        let args = [
+            "apply",
+            "-json",
+            "-input=false",
+            "-no-color",
+            "-auto-approve",
+            lock.as_str(),
+            plan.as_str(),
+        ];
+        let rendered = |bytes: &[u8]| events::human_text(&String::from_utf8_lossy(bytes));
+        match self.run_with(&args, Some(log.to_path_buf())).await {
+            Ok(mut done) => {
+                done.stdout = rendered(&done.stdout).into_bytes();
+                self.check(&done, "apply")
+            }
+            Err(TerraformError::Process(e)) => {
+                let said = rendered(&std::fs::read(log).unwrap_or_default());
+                Err(TerraformError::Process(
+                    e.with_said(process::last_lines(b"", said.as_bytes())),
+                ))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// `apply -refresh-only`: records reality in state so the next drift check starts clean.
@@ -248,6 +305,14 @@ impl<'a> Session<'a> {
     }
 
     async fn run(&self, args: &[&str]) -> Result<Finished, TerraformError> {
+        self.run_with(args, None).await
+    }
+
+    async fn run_with(
+        &self,
+        args: &[&str],
+        stdout_file: Option<PathBuf>,
+    ) -> Result<Finished, TerraformError> {
         let mut env = vec![
             ("TF_IN_AUTOMATION".into(), "1".into()),
             ("TF_INPUT".into(), "0".into()),
@@ -263,6 +328,7 @@ impl<'a> Session<'a> {
             args: args.iter().map(OsString::from).collect(),
             cwd: self.dir.clone(),
             env,
+            stdout_file,
         };
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         tracing::debug!(command = %inv.summary(), remaining_s = remaining.as_secs(), "running");

@@ -57,6 +57,23 @@ pub enum ProcessError {
     },
 }
 
+impl ProcessError {
+    /// The same error with other last words (e.g. rendered from a JSON event stream).
+    pub fn with_said(self, said: String) -> Self {
+        match self {
+            Self::TimedOut {
+                command, deadline, ..
+            } => Self::TimedOut {
+                command,
+                deadline,
+                said,
+            },
+            Self::Cancelled { command, .. } => Self::Cancelled { command, said },
+            other => other,
+        }
+    }
+}
+
 /// A command to run: program, arguments, working directory and extra environment.
 #[derive(Clone, Debug)]
 pub struct Invocation {
@@ -68,6 +85,9 @@ pub struct Invocation {
     pub cwd: PathBuf,
     /// Extra environment variables.
     pub env: Vec<(OsString, OsString)>,
+    /// Write stdout to this file and leave it there (an event log someone reads after the
+    /// command, even after this process died); a private temporary file when `None`.
+    pub stdout_file: Option<PathBuf>,
 }
 
 impl Invocation {
@@ -124,7 +144,7 @@ pub async fn run(
         command: command.clone(),
         source,
     };
-    let output = OutputFiles::create(&inv.cwd).map_err(io_err)?;
+    let output = OutputFiles::create(&inv.cwd, inv.stdout_file.as_deref()).map_err(io_err)?;
     let (stdout, stderr) = output.handles().map_err(io_err)?;
     let mut child = Command::new(&inv.program)
         .args(&inv.args)
@@ -165,22 +185,34 @@ pub async fn run(
     })
 }
 
-/// The two files a child writes to, removed once read.
+/// The two files a child writes to, removed once read (stdout only when it is ours).
 struct OutputFiles {
     out: PathBuf,
     err: PathBuf,
+    keep_out: bool,
 }
 
 impl OutputFiles {
-    fn create(dir: &std::path::Path) -> std::io::Result<Self> {
+    fn create(dir: &std::path::Path, out: Option<&std::path::Path>) -> std::io::Result<Self> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
         let stem = format!(".pangea-run-{}-{nanos}", std::process::id());
+        if let Some(out) = out {
+            // A log left by an earlier run is not this command's output.
+            match std::fs::remove_file(out) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
         Ok(Self {
-            out: dir.join(format!("{stem}.out")),
+            out: out.map_or_else(
+                || dir.join(format!("{stem}.out")),
+                std::path::Path::to_path_buf,
+            ),
             err: dir.join(format!("{stem}.err")),
+            keep_out: out.is_some(),
         })
     }
 
@@ -202,13 +234,15 @@ impl OutputFiles {
 
 impl Drop for OutputFiles {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.out);
+        if !self.keep_out {
+            let _ = std::fs::remove_file(&self.out);
+        }
         let _ = std::fs::remove_file(&self.err);
     }
 }
 
 /// The last few non-empty lines of stderr, or of stdout when stderr is empty, on one line.
-fn last_lines(err: &[u8], out: &[u8]) -> String {
+pub fn last_lines(err: &[u8], out: &[u8]) -> String {
     let text = if err.iter().all(u8::is_ascii_whitespace) {
         out
     } else {
@@ -253,6 +287,7 @@ mod tests {
             args: vec!["-c".into(), script.into()],
             cwd: std::env::temp_dir(),
             env: vec![("GREETING".into(), "hello".into())],
+            stdout_file: None,
         }
     }
 

@@ -45,6 +45,8 @@ pub mod reason {
     pub const REMEDIATION_BLOCKED: &str = "RemediationBlocked";
     /// An execution failed or hit its deadline.
     pub const EXECUTION_FAILED: &str = "ExecutionFailed";
+    /// An apply imported resources an interrupted apply had created outside state.
+    pub const ORPHANS_ADOPTED: &str = "OrphansAdopted";
 }
 
 /// An Event for the runtime to publish on the template.

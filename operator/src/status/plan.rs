@@ -106,7 +106,29 @@ pub(super) fn applied(c: &mut Change, f: &Finished) {
             ),
         );
     }
+    adopted(c, f);
     drift::remediated(c, f);
+}
+
+/// Resources the apply imported instead of creating them twice: a person should know.
+fn adopted(c: &mut Change, f: &Finished) {
+    if f.result.adopted.is_empty() {
+        return;
+    }
+    let each: Vec<String> = f
+        .result
+        .adopted
+        .iter()
+        .map(|a| format!("{} (id {})", a.address, a.import_id))
+        .collect();
+    c.warn(
+        reason::ORPHANS_ADOPTED,
+        format!(
+            "imported {} resource(s) an interrupted apply had created outside state: {}",
+            each.len(),
+            each.join(", ")
+        ),
+    );
 }
 
 /// Everything was destroyed (deletion with `deletionPolicy: Destroy`).

@@ -47,6 +47,9 @@ fn result(id: &str, kind: ExecutionKind, outcome: Outcome) -> ExecutionResult {
         outputs: Default::default(),
         error: None,
         duration_seconds: 12.4,
+        in_flight_creates: Vec::new(),
+        adopted: Vec::new(),
+        orphans: Vec::new(),
     }
 }
 
@@ -358,6 +361,29 @@ fn an_apply_without_changes_announces_nothing() {
         0,
     );
     assert!(emits.is_empty());
+}
+
+#[test]
+fn an_apply_that_adopted_orphans_says_so() {
+    let r = ExecutionResult {
+        adopted: vec![pangea_api::exec::AdoptedOrphan {
+            address: "aws_ssm_parameter.app".into(),
+            resource_type: "aws_ssm_parameter".into(),
+            import_id: "/app/secret".into(),
+        }],
+        ..apply_result("e1", "p1", 0, 1, 0)
+    };
+    let (_, emits) = finish(&PangeaTemplateStatus::default(), &r, 0);
+    assert_eq!(
+        reasons(&emits),
+        [reason::PLAN_APPLIED, reason::ORPHANS_ADOPTED]
+    );
+    assert!(
+        emits[1]
+            .note
+            .contains("aws_ssm_parameter.app (id /app/secret)"),
+        "{emits:?}"
+    );
 }
 
 // ---- on_finished: drift -------------------------------------------------------------------
