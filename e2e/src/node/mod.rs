@@ -266,14 +266,8 @@ impl Node {
 }
 
 impl Drop for Node {
+    /// Each component prints its own log when the test panics (`ManagedProcess`).
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "----- node {} logs -----\n{}",
-                self.name,
-                self.log_tails(60)
-            );
-        }
         self.teardown();
     }
 }
