@@ -47,9 +47,10 @@ impl Images {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let script = repo_root().join("scripts/build-images.sh");
-        let output = Command::new("bash")
-            .arg(&script)
-            .env("PANGEA_CACHE_DIR", &tools.cache_dir)
+        let mut cmd = Command::new("bash");
+        cmd.arg(&script).env("PANGEA_CACHE_DIR", &tools.cache_dir);
+        remove_cargo_test_env(&mut cmd);
+        let output = cmd
             .output()
             .map_err(crate::io_err(format!("running {}", script.display())))?;
         if !output.status.success() {
@@ -85,6 +86,29 @@ impl Images {
                     && i.reference.ends_with(suffix)
             })
             .ok_or_else(|| Error::Images(format!("no executor image ending in {suffix} was built")))
+    }
+}
+
+/// Cargo gives a test the package's variables (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, ...). The
+/// script's `cargo build --release` would see them too, and build scripts that track them
+/// (ring tracks `CARGO_MANIFEST_DIR`) would make every test-started build, and the next one
+/// started outside a test, a full rebuild.
+fn remove_cargo_test_env(cmd: &mut Command) {
+    const SET_BY_CARGO_TEST: &[&str] = &[
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+        "OUT_DIR",
+    ];
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_") || SET_BY_CARGO_TEST.contains(&key.as_ref()) {
+            cmd.env_remove(key.as_ref());
+        }
     }
 }
 
