@@ -7,14 +7,15 @@
 //! runs each command directly and writes the outputs, its uid and whether the root filesystem
 //! is writable to `/dev/termination-log`.
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::PostParams;
 use pangea_e2e::{
     ControlPlane, ExecutorVariant, TestNamespace,
-    node::pods::{PodOutcome, run_to_completion},
+    node::pods::{PodOutcome, run_to_completion, wait_for_default_service_account},
+    process::is_alive,
 };
 use serde_json::{Value, json};
 
@@ -253,5 +254,63 @@ async fn executor_image_compiles_a_template_in_a_hardened_pod() -> Result<()> {
         document["output"]["marker_id"]["value"] == "${terraform_data.marker.id}",
         "unexpected compile output: {compiled}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the bootstrapped node (scripts/test.sh runs it)"]
+async fn a_stopped_node_leaves_nothing_behind() -> Result<()> {
+    let cp = ControlPlane::start_with_node().await?;
+    let node = cp.node().context("node")?;
+    let ns = cp.namespace("node-stop").await?;
+    wait_for_default_service_account(&ns, POD_TIMEOUT).await?;
+    // A pod that would run for ten minutes: stopping must not wait for it or leave it behind.
+    let image = node.executor_image(ExecutorVariant::Slim)?;
+    let mut sleeper = reporter_container("sleeper", &image, &[]);
+    sleeper["command"] = json!(["ruby", "-e", "sleep 600"]);
+    ns.api::<Pod>()
+        .create(
+            &PostParams::default(),
+            &hardened_pod("sleeper", vec![sleeper])?,
+        )
+        .await?;
+    let start = std::time::Instant::now();
+    let containers = loop {
+        // The sandbox's pause process and the sleeper's ruby.
+        let pids = node.ctr().task_pids()?;
+        if pids.len() >= 2 {
+            break pids;
+        }
+        ensure!(
+            start.elapsed() < POD_TIMEOUT,
+            "sleeper never started: {pids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let processes: Vec<u32> = node.pids().into_iter().chain(containers).collect();
+    let (dir, cgroups, bridge) = (
+        node.dir().to_path_buf(),
+        node.cgroup_dirs().to_vec(),
+        node.network.bridge.clone(),
+    );
+    ensure!(!cgroups.is_empty() && Path::new("/sys/class/net").join(&bridge).exists());
+    let stopping = std::time::Instant::now();
+    cp.stop();
+    eprintln!("node stopped in {:?}", stopping.elapsed());
+    let alive: Vec<u32> = processes.into_iter().filter(|p| is_alive(*p)).collect();
+    ensure!(alive.is_empty(), "processes still alive: {alive:?}");
+    let left: Vec<_> = cgroups.iter().filter(|d| d.exists()).collect();
+    ensure!(left.is_empty(), "cgroups left: {left:?}");
+    ensure!(
+        !Path::new("/sys/class/net").join(&bridge).exists(),
+        "bridge {bridge} left"
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
+    ensure!(
+        !mounts.contains(&*dir.to_string_lossy()),
+        "mounts left below {}",
+        dir.display()
+    );
+    ensure!(!dir.exists(), "{} not removed", dir.display());
     Ok(())
 }

@@ -226,6 +226,17 @@ impl Ctr {
             .filter(|l| !l.is_empty())
             .collect())
     }
+
+    /// Host PIDs of the tasks' main processes.
+    pub fn task_pids(&self) -> Result<Vec<u32>> {
+        // `TASK PID STATUS` with a header line.
+        Ok(self
+            .run(&["tasks", "list"])?
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .collect())
+    }
 }
 
 #[cfg(test)]

@@ -50,6 +50,11 @@ impl CgroupRoot {
         })
     }
 
+    /// The cgroup directories, one per hierarchy.
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
     /// Removes the cgroups bottom-up. A cgroup still holding a process stays (and is logged).
     pub fn remove(&self) {
         for dir in &self.dirs {

@@ -164,6 +164,17 @@ impl Node {
         .collect()
     }
 
+    /// Scratch directory of this node (configs, logs, containerd and kubelet state), removed
+    /// when it stops.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Its cgroup root in every hierarchy (removed when it stops).
+    pub fn cgroup_dirs(&self) -> &[PathBuf] {
+        self.cgroups.dirs()
+    }
+
     /// `ctr` bound to this node's containerd (CRI namespace).
     pub fn ctr(&self) -> &Ctr {
         &self.ctr
