@@ -229,7 +229,13 @@ impl Node {
             &self.scheduler,
         ]
         .iter()
-        .map(|p| format!("--- {} ---\n{}", p.name(), p.log_tail(lines)))
+        .map(|p| {
+            format!(
+                "--- {} ---\n{}",
+                p.name(),
+                shorten_lines(&p.log_tail(lines))
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
     }
@@ -299,6 +305,19 @@ fn import_images(ctr: &Ctr, images: &[Image]) -> Result<()> {
     }
 }
 
+/// containerd logs its whole configuration on one line of several kilobytes: cut long lines so
+/// a failure message stays readable.
+fn shorten_lines(text: &str) -> String {
+    const MAX: usize = 400;
+    text.lines()
+        .map(|line| match line.char_indices().nth(MAX) {
+            Some((cut, _)) => format!("{} […]", &line[..cut]),
+            None => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn is_ready(node: &NodeObject) -> bool {
     node.status
         .as_ref()
@@ -313,4 +332,18 @@ fn unique_seed() -> u32 {
         .map(|d| d.subsec_nanos())
         .unwrap_or_default();
     (std::process::id() << 12) ^ (nanos >> 10)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_log_lines_are_cut_on_a_char_boundary() {
+        let long = "é".repeat(1000);
+        let short = shorten_lines(&format!("ok\n{long}"));
+        let lines: Vec<&str> = short.lines().collect();
+        assert_eq!(lines[0], "ok");
+        assert_eq!(lines[1].chars().count(), 400 + " […]".chars().count());
+    }
 }
