@@ -59,7 +59,7 @@ package_closure() {
     pkg="${todo[-1]}"; unset 'todo[-1]'
     [[ -n "${seen[$pkg]:-}" || "$pkg" == debconf ]] && continue
     seen[$pkg]=1
-    while read -r dep; do [[ -n "$dep" ]] && todo+=("$dep"); done < <(installed_deps "$pkg")
+    while read -r dep; do todo+=("$dep"); done < <(installed_deps "$pkg")
   done
   printf '%s\n' "${!seen[@]}" | sort
 }
@@ -114,7 +114,7 @@ put_packages() { # root packages...
 write_base_files() { # root
   local root="$1"
   for link in bin sbin lib lib64; do [[ -e "$root/$link" ]] || ln -s "usr/$link" "$root/$link"; done
-  mkdir -p "$root/etc/ssl/certs" "$root/tmp" "$root/usr/lib64" "$root/usr/sbin"
+  mkdir -p "$root/etc/ssl/certs" "$root/tmp"
   chmod 1777 "$root/tmp"
   cp -L /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
   printf 'root:x:0:0:root:/root:/sbin/nologin\npangea:x:%s:%s:pangea:/tmp:/sbin/nologin\n' \
