@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs (idempotently) every tool the tests and the demo need, all under one cache directory:
-#   kube-apiserver + etcd built from the Go module proxy, a LocalStack venv (Python 3.13),
-#   a moto venv (Python 3.11), Ruby from Debian. It DISCOVERS terraform/tofu and a provider
+#   kube-apiserver, kubelet, kube-controller-manager, kube-scheduler, etcd and a pause binary
+#   built from the Go module proxy, a LocalStack venv (Python 3.13), a moto venv (Python 3.11),
+#   Ruby, containerd, runc, the CNI plugins and the OCI image tools from Debian. It DISCOVERS terraform/tofu and a provider
 #   filesystem mirror and records what it found in "$PANGEA_CACHE_DIR/env".
 # A warm run only checks stamps and finishes in seconds.
 set -euo pipefail
@@ -22,11 +23,27 @@ stamp_ok() { [[ -f "$STAMPS/$1" && "$(cat "$STAMPS/$1")" == "$2" ]]; }
 stamp_set() { printf '%s' "$2" >"$STAMPS/$1"; }
 timed() { local start=$SECONDS; "$@"; log "  took $((SECONDS - start))s"; }
 
-# ---------- Go binaries: etcd and kube-apiserver -------------------------------------------
-build_etcd() {
-  local dir="$CACHE/src/etcd"
+# ---------- Go binaries: etcd, Kubernetes, pause --------------------------------------------
+# Builds a one-file Go program (main.go on stdin) into $BIN/<name>; further arguments are the
+# modules it needs from the Go module proxy.
+build_go_program() { # name module@version...
+  local name="$1" dir="$CACHE/src/$1"; shift
   rm -rf "$dir" && mkdir -p "$dir"
-  cat >"$dir/main.go" <<'GO'
+  cat >"$dir/main.go"
+  (
+    cd "$dir"
+    go mod init "pangea.local/$name" >/dev/null 2>&1
+    if (($#)); then
+      go get "$@" >"$LOGS/$name-get.log" 2>&1
+      go mod tidy >>"$LOGS/$name-get.log" 2>&1
+    fi
+    CGO_ENABLED=0 go build -o "$BIN/$name.tmp" . >"$LOGS/$name-build.log" 2>&1
+  )
+  mv "$BIN/$name.tmp" "$BIN/$name"
+}
+
+build_etcd() {
+  build_go_program etcd "go.etcd.io/etcd/server/v3@${ETCD_VERSION}" <<'GO'
 package main
 
 import (
@@ -37,18 +54,16 @@ import (
 
 func main() { etcdmain.Main(os.Args) }
 GO
-  (
-    cd "$dir"
-    go mod init pangea.local/etcd >/dev/null 2>&1
-    go get "go.etcd.io/etcd/server/v3@${ETCD_VERSION}" >"$LOGS/etcd-get.log" 2>&1
-    go mod tidy >>"$LOGS/etcd-get.log" 2>&1
-    CGO_ENABLED=0 go build -o "$BIN/etcd.tmp" . >"$LOGS/etcd-build.log" 2>&1
-  )
-  mv "$BIN/etcd.tmp" "$BIN/etcd"
 }
 
-build_kube_apiserver() {
+# Every Kubernetes binary comes from one scratch module that requires k8s.io/kubernetes, so
+# they share a version, a module graph and the Go build cache.
+KUBE_BINARIES=(kube-apiserver kubelet kube-controller-manager kube-scheduler)
+KUBE_MODULE_STAMP="${KUBE_VERSION} ${KUBE_BINARIES[*]} kubectl"
+
+prepare_kube_module() {
   local dir="$CACHE/src/kubernetes"
+  if stamp_ok kube-module "$KUBE_MODULE_STAMP" && [[ -f "$dir/go.sum" ]]; then return 0; fi
   local staging="v0.${KUBE_VERSION#v1.}"
   rm -rf "$dir" && mkdir -p "$dir"
   (
@@ -63,21 +78,42 @@ build_kube_apiserver() {
       grep -E '^\s*k8s\.io/[a-z0-9-]+ => \./staging/' "$gomod" |
         awk -v v="$staging" '{print "replace " $1 " => " $1 " " v}'
     } >>go.mod
-    cat >tools.go <<'GO'
-//go:build tools
+    {
+      printf '//go:build tools\n\npackage tools\n\nimport (\n'
+      for name in "${KUBE_BINARIES[@]}" kubectl; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$name"; done
+      printf ')\n'
+    } >tools.go
+    go mod tidy >"$LOGS/kube-tidy.log" 2>&1
+  )
+  stamp_set kube-module "$KUBE_MODULE_STAMP"
+}
 
-package tools
+build_kube_binary() { # name
+  local name="$1"
+  (cd "$CACHE/src/kubernetes" &&
+    CGO_ENABLED=0 go build -ldflags "$(kube_ldflags)" -o "$BIN/$name.tmp" "k8s.io/kubernetes/cmd/$name" \
+      >"$LOGS/$name-build.log" 2>&1) || { tail -20 "$LOGS/$name-build.log" >&2; exit 1; }
+  mv "$BIN/$name.tmp" "$BIN/$name"
+}
+
+# The sandbox ("pause") image's only binary: holds the pod's namespaces and exits on
+# SIGTERM/SIGINT. Built here because there is no registry to pull registry.k8s.io/pause from.
+build_pause() {
+  build_go_program pangea-pause <<'GO'
+package main
 
 import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kubectl"
+	"os"
+	"os/signal"
+	"syscall"
 )
+
+func main() {
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	<-signals
+}
 GO
-    go mod tidy >"$LOGS/kube-tidy.log" 2>&1
-    CGO_ENABLED=0 go build -ldflags "$(kube_ldflags)" -o "$BIN/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver \
-      >"$LOGS/kube-build.log" 2>&1
-  )
-  mv "$BIN/kube-apiserver.tmp" "$BIN/kube-apiserver"
 }
 
 kube_ldflags() {
@@ -92,6 +128,7 @@ ensure_kubectl() {
   KUBECTL="$BIN/kubectl"
   if stamp_ok kubectl "$KUBE_VERSION" && [[ -x "$KUBECTL" ]]; then return 0; fi
   log "kubectl not found: building ${KUBE_VERSION} from the Go module proxy"
+  prepare_kube_module
   (cd "$CACHE/src/kubernetes" && CGO_ENABLED=0 timed go build -ldflags "$(kube_ldflags)" -o "$BIN/kubectl.tmp" k8s.io/kubernetes/cmd/kubectl >"$LOGS/kubectl-build.log" 2>&1)
   mv "$BIN/kubectl.tmp" "$KUBECTL"
   stamp_set kubectl "$KUBE_VERSION"
@@ -104,10 +141,19 @@ ensure_go_binaries() {
     timed build_etcd
     stamp_set etcd "$ETCD_VERSION"
   fi
-  if ! stamp_ok kube-apiserver "$KUBE_VERSION" || [[ ! -x "$BIN/kube-apiserver" ]]; then
-    log "building kube-apiserver ${KUBE_VERSION} from the Go module proxy (cold: ~5 min)"
-    timed build_kube_apiserver
-    stamp_set kube-apiserver "$KUBE_VERSION"
+  local name
+  for name in "${KUBE_BINARIES[@]}"; do
+    if ! stamp_ok "$name" "$KUBE_VERSION" || [[ ! -x "$BIN/$name" ]]; then
+      log "building $name ${KUBE_VERSION} from the Go module proxy (cold: apiserver ~5 min, then ~1 min each)"
+      prepare_kube_module
+      timed build_kube_binary "$name"
+      stamp_set "$name" "$KUBE_VERSION"
+    fi
+  done
+  if ! stamp_ok pause v1 || [[ ! -x "$BIN/pangea-pause" ]]; then
+    log "building the pause binary"
+    timed build_pause
+    stamp_set pause v1
   fi
 }
 
@@ -145,15 +191,24 @@ ensure_emulators() {
   ensure_venv moto 3.11 "$MOTO_VERSION" "moto[server]==${MOTO_VERSION}" boto3
 }
 
-# ---------- Ruby ---------------------------------------------------------------------------
+# ---------- Debian packages ----------------------------------------------------------------
 # Ruby runs the bundled Pangea compiler; git and sshd serve the source tests (a real SSH
-# server on loopback).
+# server on loopback). containerd, runc and the CNI plugins are the harness's node; umoci and
+# skopeo build and convert the images (no Docker daemon, no registry).
+CNI_BIN_DIR=/usr/lib/cni
+
 ensure_debian_packages() {
   local missing=()
   command -v ruby >/dev/null 2>&1 || missing+=(ruby)
   command -v git >/dev/null 2>&1 || missing+=(git)
   command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
   [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
+  command -v containerd >/dev/null 2>&1 || missing+=(containerd)
+  command -v runc >/dev/null 2>&1 || missing+=(runc)
+  [[ -x "$CNI_BIN_DIR/bridge" ]] || missing+=(containernetworking-plugins)
+  command -v umoci >/dev/null 2>&1 || missing+=(umoci)
+  command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+  [[ -f /etc/ssl/certs/ca-certificates.crt ]] || missing+=(ca-certificates)
   [[ ${#missing[@]} -eq 0 ]] && return 0
   log "installing ${missing[*]} from Debian"
   local sudo=""
@@ -210,6 +265,14 @@ RC
   cat >"$CACHE/env" <<ENV
 PANGEA_CACHE_DIR=$CACHE
 PANGEA_KUBE_APISERVER=$BIN/kube-apiserver
+PANGEA_KUBELET=$BIN/kubelet
+PANGEA_KUBE_CONTROLLER_MANAGER=$BIN/kube-controller-manager
+PANGEA_KUBE_SCHEDULER=$BIN/kube-scheduler
+PANGEA_PAUSE=$BIN/pangea-pause
+PANGEA_CONTAINERD=$(command -v containerd || true)
+PANGEA_CTR=$(command -v ctr || true)
+PANGEA_RUNC=$(command -v runc || true)
+PANGEA_CNI_BIN_DIR=$CNI_BIN_DIR
 PANGEA_ETCD=$BIN/etcd
 PANGEA_LOCALSTACK_PYTHON=$CACHE/venv/localstack/bin/python
 PANGEA_MOTO_PYTHON=$CACHE/venv/moto/bin/python
@@ -221,6 +284,7 @@ PANGEA_PROVIDER_MIRROR=$mirror
 PANGEA_TF_CLI_CONFIG=$rc
 ENV
   log "found: terraform=${tf:-none} tofu=${tofu:-none} ruby=${ruby_bin:-none} kubectl=$KUBECTL"
+  log "found: containerd=$(command -v containerd || echo none) runc=$(command -v runc || echo none)"
   log "found: provider mirror=${mirror:-none (registry)}"
   log "wrote $CACHE/env"
 }

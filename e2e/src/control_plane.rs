@@ -21,7 +21,7 @@ use kube::{
 };
 
 use crate::{
-    Error, Result, Toolchain, io_err,
+    Error, Node, Result, Toolchain, io_err,
     pki::Pki,
     process::{ManagedProcess, free_port, port_open},
 };
@@ -30,9 +30,12 @@ use crate::{
 pub const FIELD_MANAGER: &str = "pangea-e2e";
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A running etcd + kube-apiserver. Dropping it stops both and removes their data.
+/// A running etcd + kube-apiserver, optionally with a node. Dropping it stops everything and
+/// removes their data.
 pub struct ControlPlane {
-    // Field order is drop order: apiserver before etcd, files last.
+    // Field order is drop order: the node (it drains its pods through the apiserver), then
+    // apiserver before etcd, files last.
+    node: Option<Node>,
     apiserver: ManagedProcess,
     etcd: ManagedProcess,
     client: Client,
@@ -84,6 +87,7 @@ impl ControlPlane {
             "apiserver ready"
         );
         let plane = Self {
+            node: None,
             apiserver,
             etcd,
             client,
@@ -96,6 +100,19 @@ impl ControlPlane {
         };
         plane.install_crds(&pangea_api::crds()).await?;
         Ok(plane)
+    }
+
+    /// Like [`ControlPlane::start`], plus a node that runs pods: images built (cheap when warm)
+    /// and imported, the Node Ready. Fails with the reason when the node cannot start.
+    pub async fn start_with_node() -> Result<Self> {
+        let mut plane = Self::start().await?;
+        plane.node = Some(Node::start(&plane).await?);
+        Ok(plane)
+    }
+
+    /// The node, when started with [`ControlPlane::start_with_node`].
+    pub fn node(&self) -> Option<&Node> {
+        self.node.as_ref()
     }
 
     /// A client authenticated as cluster admin.
@@ -188,8 +205,11 @@ impl ControlPlane {
         })
     }
 
-    /// Stops the apiserver, then etcd (also done on drop).
+    /// Stops the node, the apiserver, then etcd (also done on drop).
     pub fn stop(mut self) {
+        if let Some(node) = self.node.as_mut() {
+            node.teardown();
+        }
         self.apiserver.stop();
         self.etcd.stop();
     }

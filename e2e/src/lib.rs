@@ -1,12 +1,16 @@
 //! Test harness that runs pangea-operator against REAL components on this machine, kind-like
 //! but without Docker: etcd + kube-apiserver built by `scripts/bootstrap.sh`, and an AWS
-//! emulator (LocalStack by default, moto on request). Every server binds 127.0.0.1 on a free
-//! port, is stopped by PID (TERM, wait, KILL) when its handle drops — also while a test panics
-//! — and has its log printed when the test fails.
+//! emulator (LocalStack by default, moto on request), and on request a node (containerd,
+//! kubelet, kube-controller-manager, kube-scheduler) running the images of
+//! `scripts/build-images.sh`. Every server binds 127.0.0.1 on a free port, is stopped by PID
+//! (TERM, wait, KILL) when its handle drops — also while a test panics — and has its log
+//! printed when the test fails.
 
 pub mod control_plane;
 pub mod emulator;
+pub mod images;
 pub mod manifests;
+pub mod node;
 pub mod operator;
 pub mod pki;
 pub mod process;
@@ -15,6 +19,8 @@ pub mod toolchain;
 
 pub use control_plane::{ControlPlane, TestNamespace};
 pub use emulator::{AwsEmulator, EmulatorKind};
+pub use images::{ExecutorVariant, Images};
+pub use node::Node;
 pub use operator::OperatorProcess;
 pub use toolchain::Toolchain;
 
@@ -61,6 +67,12 @@ pub enum Error {
     /// An out-of-band change to the emulator failed.
     #[error("out-of-band change failed: {0}")]
     OutOfBand(String),
+    /// Building or reading the container images failed.
+    #[error("images: {0}")]
+    Images(String),
+    /// The node (containerd, kubelet, controllers) failed.
+    #[error("node: {0}")]
+    Node(String),
     /// Building the client configuration failed.
     #[error("kubeconfig: {0}")]
     Kubeconfig(String),

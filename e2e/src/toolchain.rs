@@ -29,6 +29,8 @@ pub struct Toolchain {
     pub kubectl: PathBuf,
     /// Terraform CLI config written by the bootstrap (provider mirror, plugin cache).
     pub tf_cli_config: PathBuf,
+    /// Every `KEY=value` of the env file, for parts loaded on demand (the node's tools).
+    vars: BTreeMap<String, String>,
 }
 
 impl Toolchain {
@@ -70,7 +72,15 @@ impl Toolchain {
             tofu: optional("PANGEA_TOFU"),
             kubectl: path("PANGEA_KUBECTL")?,
             tf_cli_config: path("PANGEA_TF_CLI_CONFIG")?,
+            vars: vars.clone(),
         })
+    }
+
+    /// An existing path recorded under `key` by the bootstrap; the error names the key.
+    pub fn required(&self, key: &str) -> Result<PathBuf> {
+        let value = self.vars.get(key).filter(|v| !v.is_empty());
+        let value = value.ok_or_else(|| Error::Toolchain(format!("{key} missing")))?;
+        existing(Path::new(value))
     }
 
     /// Directory for one run's scratch files (logs, data dirs), removed with the handle.
