@@ -7,6 +7,7 @@ pub mod compile;
 pub mod execute;
 pub mod orphans;
 pub mod report;
+pub mod result_codec;
 pub mod scrub;
 pub mod source;
 pub mod terraform;
