@@ -4,6 +4,7 @@
 
 mod common;
 mod compile;
+mod deliver;
 mod infra;
 mod run;
 mod table;
@@ -22,6 +23,10 @@ pub const EXIT_INVALID: u8 = 1;
 pub const EXIT_CHANGES: u8 = 2;
 /// The executor or what it runs failed (no ruby or terraform, timeout, cloud errors, I/O).
 pub const EXIT_FAILURE: u8 = 3;
+/// `run --result-configmap`: the execution ended but its result could not be delivered to the
+/// ConfigMap (missing, forbidden, apiserver unreachable after retries); the termination
+/// message still carries the summary. Distinct so the operator never reads it as the outcome.
+pub const EXIT_UNDELIVERED: u8 = 4;
 
 /// Runs one Pangea template: compile to Terraform JSON, report drift and pending changes, apply.
 #[derive(Debug, Parser)]
