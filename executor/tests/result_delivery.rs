@@ -25,7 +25,7 @@ struct Run {
 
 impl Run {
     fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.output.stderr).into_owned()
+        stderr_of(&self.output)
     }
 
     fn summary(&self) -> Result<Value> {
