@@ -129,6 +129,25 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    /// Every trigger, for parsing.
+    pub const ALL: [Self; 10] = [
+        Self::SpecChanged,
+        Self::SourceChanged,
+        Self::Approved,
+        Self::StaleApproval,
+        Self::PendingChanges,
+        Self::DriftCheckDue,
+        Self::RemediateDrift,
+        Self::PeriodicReconcile,
+        Self::Retry,
+        Self::Deletion,
+    ];
+
+    /// The trigger named `name` (as [`Trigger::as_str`] spells it).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
     /// Kebab-case name, for metrics labels, logs and messages.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -3,7 +3,10 @@
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, ValueEnum};
-use pangea_operator::run::{Options, run};
+use pangea_operator::{
+    backend::job::PodDefaults,
+    run::{BackendChoice, Options, run},
+};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -14,8 +17,49 @@ enum LogFormat {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Backend {
-    /// The executor in-process.
+    /// The executor in-process: templates run with the operator's rights.
     Local,
+    /// One Kubernetes Job per execution, in its own pod.
+    Job,
+}
+
+/// Executor pods (`--execution-backend job`).
+#[derive(Debug, clap::Args)]
+struct ExecutorPods {
+    /// Executor image when a template names none.
+    #[arg(
+        long,
+        env = "PANGEA_EXECUTOR_IMAGE",
+        default_value = "ghcr.io/pangea-io/pangea-executor:latest"
+    )]
+    executor_image: String,
+    /// `imagePullPolicy` of executor pods (`Never` for images imported on the node).
+    #[arg(long, env = "PANGEA_EXECUTOR_IMAGE_PULL_POLICY")]
+    executor_image_pull_policy: Option<String>,
+    /// Service account of executor pods when a template names none.
+    #[arg(
+        long,
+        env = "PANGEA_EXECUTOR_SERVICE_ACCOUNT",
+        default_value = "pangea-executor"
+    )]
+    executor_service_account: String,
+    /// Executor pods use the node's network (test clusters whose services listen on the
+    /// node's loopback).
+    #[arg(long, env = "PANGEA_EXECUTOR_HOST_NETWORK")]
+    executor_host_network: bool,
+    /// Extra environment of executor pods, `NAME=VALUE`; repeat. Never secrets.
+    #[arg(long = "executor-env", value_parser = parse_env)]
+    executor_env: Vec<(String, String)>,
+    /// Seconds a finished executor Job is kept when its result was not recorded.
+    #[arg(long, env = "PANGEA_EXECUTOR_TTL_SECONDS", default_value_t = 3600)]
+    executor_ttl_seconds: i32,
+}
+
+fn parse_env(value: &str) -> Result<(String, String), String> {
+    value
+        .split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected NAME=VALUE, got {value:?}"))
 }
 
 /// Keeps PangeaTemplates compared with reality: drift, remediation, status, Events, metrics.
@@ -42,8 +86,15 @@ struct Args {
     #[arg(long, env = "PANGEA_RECONCILE_CONCURRENCY", default_value_t = 8)]
     reconcile_concurrency: u16,
     /// Where executions run.
-    #[arg(long, env = "PANGEA_BACKEND", value_enum, default_value_t = Backend::Local)]
-    backend: Backend,
+    #[arg(
+        long,
+        env = "PANGEA_EXECUTION_BACKEND",
+        value_enum,
+        default_value_t = Backend::Local
+    )]
+    execution_backend: Backend,
+    #[command(flatten)]
+    executor_pods: ExecutorPods,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "PANGEA_METRICS_ADDR", default_value = "127.0.0.1:9090")]
     metrics_addr: SocketAddr,
@@ -76,7 +127,8 @@ impl Args {
             selector,
             max_concurrent_executions,
             reconcile_concurrency,
-            backend: Backend::Local,
+            execution_backend,
+            executor_pods,
             metrics_addr,
             state_dir,
             ruby,
@@ -84,6 +136,10 @@ impl Args {
             log_format,
             crd_wait_seconds,
         } = self;
+        let execution_backend = match execution_backend {
+            Backend::Local => BackendChoice::Local,
+            Backend::Job => BackendChoice::Job(executor_pods.into_defaults(aws_endpoint.clone())),
+        };
         let options = Options {
             kubeconfig,
             namespaces,
@@ -95,8 +151,34 @@ impl Args {
             ruby,
             aws_endpoint,
             crd_wait: std::time::Duration::from_secs(crd_wait_seconds),
+            execution_backend,
         };
         (options, log_format)
+    }
+}
+
+impl ExecutorPods {
+    fn into_defaults(self, aws_endpoint: Option<String>) -> PodDefaults {
+        let Self {
+            executor_image,
+            executor_image_pull_policy,
+            executor_service_account,
+            executor_host_network,
+            mut executor_env,
+            executor_ttl_seconds,
+        } = self;
+        // The emulator endpoint the operator was given reaches executor pods too.
+        if let Some(endpoint) = aws_endpoint {
+            executor_env.push(("PANGEA_AWS_ENDPOINT".into(), endpoint));
+        }
+        PodDefaults {
+            image: executor_image,
+            pull_policy: executor_image_pull_policy,
+            service_account: executor_service_account,
+            host_network: executor_host_network,
+            env: executor_env,
+            ttl_after_finished: executor_ttl_seconds,
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use kube::{
 use pangea_api::{PangeaTemplate, PangeaTemplateStatus, template::DeletionPolicy};
 
 use crate::{
-    backend::TemplateKey,
+    backend::{PodOverrides, TemplateKey},
     context::{Context, WriteError},
     core::{self, Effects, Finished, Inputs, Next, Observed, Start, StartError},
     request::{self, Intent},
@@ -193,9 +193,15 @@ impl Effects for Runtime<'_> {
             let (request, files) =
                 request::build(self.tpl, resolved, &intent, &self.ctx.settings.secrets_dir)
                     .map_err(|e| StartError(format!("preparing execution files: {e}")))?;
+            let executor = &self.tpl.spec.executor;
+            let overrides = PodOverrides {
+                image: executor.image.clone(),
+                service_account: executor.service_account_name.clone(),
+                resources: executor.resources.clone(),
+            };
             self.ctx
                 .backend
-                .start(self.key, &start.execution, request, files)
+                .start(self.key, &start.execution, request, files, &overrides)
                 .await
                 .map_err(|e| StartError(e.to_string()))?;
             tracing::info!(id = %running.id, kind = running.kind.as_str(), trigger = running.trigger.as_str(), "execution started");

@@ -23,7 +23,11 @@ use pangea_executor::{compile::Compiler, execute::Executor};
 use tokio::sync::mpsc;
 
 use crate::{
-    backend::local::LocalBackend,
+    backend::{
+        ExecutionBackend,
+        job::{JobBackend, PodDefaults},
+        local::LocalBackend,
+    },
     context::{Context, Settings},
     http::Readiness,
     metrics::Metrics,
@@ -52,6 +56,17 @@ pub struct Options {
     pub aws_endpoint: Option<String>,
     /// How long start-up waits for the CRDs to be established.
     pub crd_wait: Duration,
+    /// Where executions run.
+    pub execution_backend: BackendChoice,
+}
+
+/// Where executions run.
+#[derive(Clone, Debug)]
+pub enum BackendChoice {
+    /// In this process (development, the CLI, single-tenant installs).
+    Local,
+    /// One Job per execution, with these pod settings.
+    Job(PodDefaults),
 }
 
 /// Startup failures.
@@ -108,11 +123,7 @@ pub async fn run(
     ));
     crds_established(&client, options.crd_wait).await?;
     let (notify, finished) = mpsc::unbounded_channel();
-    let backend = Arc::new(LocalBackend::new(
-        executor(&options)?,
-        options.max_concurrent_executions,
-        notify,
-    ));
+    let (backend, local) = backend(&client, &options, notify).await?;
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -132,11 +143,12 @@ pub async fn run(
     ));
     tracing::info!(namespaces = ?options.namespaces, selector = ?options.selector, "operator running");
     controllers(&client, &options, ctx, finished, ready, shutdown).await;
-    tracing::info!(
-        in_flight = crate::backend::ExecutionBackend::in_flight(&*backend),
-        "stopping: interrupting executions"
-    );
-    backend.shutdown().await;
+    tracing::info!(in_flight = backend.in_flight(), "stopping");
+    // In-process executions are interrupted (their locks released); executor Jobs run on
+    // and the next leader adopts them.
+    if let Some(local) = local {
+        local.shutdown().await;
+    }
     let _ = tokio::time::timeout(Duration::from_secs(5), http).await;
     Ok(())
 }
@@ -201,6 +213,36 @@ async fn controllers<S>(
         }
     });
     join_all(runs).await;
+}
+
+/// The execution backend `options` ask for; the local one is also returned for shutdown.
+async fn backend(
+    client: &Client,
+    options: &Options,
+    notify: mpsc::UnboundedSender<crate::backend::TemplateRef>,
+) -> Result<(Arc<dyn ExecutionBackend>, Option<Arc<LocalBackend>>), RunError> {
+    match &options.execution_backend {
+        BackendChoice::Local => {
+            let local = Arc::new(LocalBackend::new(
+                executor(options)?,
+                options.max_concurrent_executions,
+                notify,
+            ));
+            Ok((local.clone(), Some(local)))
+        }
+        BackendChoice::Job(defaults) => {
+            let (jobs, watches) = JobBackend::new(
+                client.clone(),
+                defaults.clone(),
+                options.max_concurrent_executions,
+                notify,
+            );
+            tokio::spawn(watches);
+            // Every running Job is known before the first decision: none is started twice.
+            jobs.synced().await;
+            Ok((jobs, None))
+        }
+    }
 }
 
 /// Waits (bounded) until the apiserver serves our CRDs: starting watches on a missing CRD

@@ -16,7 +16,7 @@ use pangea_executor::execute::Executor;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use super::{BackendError, ExecutionBackend, Observation, TemplateKey, TemplateRef};
+use super::{BackendError, ExecutionBackend, Observation, PodOverrides, TemplateKey, TemplateRef};
 use crate::{
     core::{Execution, Finished},
     secrets::SecretFiles,
@@ -123,6 +123,7 @@ impl ExecutionBackend for LocalBackend {
         execution: &'a Execution,
         request: Request,
         secrets: SecretFiles,
+        _overrides: &'a PodOverrides,
     ) -> BoxFuture<'a, Result<(), BackendError>> {
         let started = self.start_now(template, execution, request, secrets);
         async move { started }.boxed()

@@ -9,12 +9,14 @@
 //! local backend runs the executor in-process; the Job backend runs `pangea-executor run` in
 //! a pod per execution.
 
+pub mod job;
 pub mod local;
 
 use futures::future::BoxFuture;
 use kube::runtime::reflector::ObjectRef;
 use pangea_api::{PangeaTemplate, exec::Request};
 
+pub use self::job::PodOverrides;
 use crate::{
     core::{Execution, Finished},
     secrets::SecretFiles,
@@ -59,13 +61,15 @@ pub enum BackendError {
 pub trait ExecutionBackend: Send + Sync {
     /// Starts `request` as `execution` for `template`. `secrets` holds the files the request
     /// names (sensitive variables, git credentials); the backend removes them when the
-    /// execution ends. Completion is announced on the notifier given at construction.
+    /// execution ends. `overrides` are the template's pod settings (backends without pods
+    /// ignore them). Completion is announced on the notifier given at construction.
     fn start<'a>(
         &'a self,
         template: &'a TemplateKey,
         execution: &'a Execution,
         request: Request,
         secrets: SecretFiles,
+        overrides: &'a PodOverrides,
     ) -> BoxFuture<'a, Result<(), BackendError>>;
 
     /// What runs and what finished for the template with this UID.

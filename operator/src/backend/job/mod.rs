@@ -1,0 +1,399 @@
+//! The Job backend: one Kubernetes Job per execution, running `pangea-executor run` in its own
+//! pod — the isolation boundary between a template (Ruby code) and the operator. The Jobs
+//! themselves are the record: labels and annotations carry the execution, the executor
+//! patches its typed result into a ConfigMap the Job owns, and a watch on our Jobs and pods
+//! wakes the template's reconcile when one changes. A restarted operator therefore adopts
+//! running Jobs and records results written while it was down, and never starts a second Job
+//! for an execution that runs.
+//!
+//! Lifecycle of an execution: the Job is created suspended and owned by the template; its
+//! request ConfigMap, Secret (every secret file, mounted read-only) and empty result
+//! ConfigMap are created owned by the Job; then the Job is resumed. Acknowledging the
+//! result deletes the Job, and the garbage collector takes the rest with it.
+
+pub mod build;
+pub mod observe;
+#[cfg(test)]
+mod tests;
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::{Arc, Mutex},
+};
+
+use futures::{FutureExt, StreamExt, future::BoxFuture};
+use k8s_openapi::{
+    api::{
+        batch::v1::Job,
+        core::v1::{ConfigMap, Pod, Secret},
+    },
+    apimachinery::pkg::apis::meta::v1::OwnerReference,
+};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy},
+    runtime::{
+        WatchStreamExt,
+        reflector::{self, ObjectRef, Store},
+        watcher,
+    },
+};
+use pangea_api::{PangeaTemplate, exec::Request};
+use tokio::sync::mpsc;
+
+pub use self::build::{PodDefaults, PodOverrides};
+use self::{
+    build::{Launch, MANAGED_BY, TEMPLATE_NAME, TEMPLATE_UID},
+    observe::JobState,
+};
+use super::{BackendError, ExecutionBackend, Observation, TemplateKey, TemplateRef};
+use crate::{
+    core::{Execution, Finished},
+    secrets::SecretFiles,
+};
+
+/// Seconds the executor gets beyond its own deadline to stop terraform gracefully and
+/// deliver its result before Kubernetes ends the Job.
+const DEADLINE_GRACE: u64 = 90;
+
+/// Runs executions as Jobs.
+pub struct JobBackend {
+    client: Client,
+    defaults: PodDefaults,
+    budget: usize,
+    jobs: Store<Job>,
+    pods: Store<Pod>,
+    /// Jobs created (`namespace/name`) that the watch has not shown yet: counted against the
+    /// budget so concurrent reconciles cannot overshoot it.
+    created: Mutex<HashSet<String>>,
+    /// Jobs whose result is recorded and whose deletion the watch has not shown yet.
+    acked: Mutex<HashSet<String>>,
+}
+
+impl JobBackend {
+    /// A backend with at most `budget` executor Jobs running across the cluster. The returned
+    /// future runs the watches (Jobs and pods of ours) and sends the template of every Job
+    /// or pod that changed on `notify`; run it beside the controllers.
+    pub fn new(
+        client: Client,
+        defaults: PodDefaults,
+        budget: usize,
+        notify: mpsc::UnboundedSender<TemplateRef>,
+    ) -> (Arc<Self>, BoxFuture<'static, ()>) {
+        let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
+        let config = watcher::Config::default().labels(&selector);
+        let (jobs, job_writer) = reflector::store();
+        let (pods, pod_writer) = reflector::store();
+        let job_events = watcher(Api::<Job>::all(client.clone()), config.clone())
+            .default_backoff()
+            .reflect(job_writer)
+            .applied_objects()
+            .filter_map(|job| async move { job.ok().and_then(|j| template_of(&j)) });
+        let pod_events = watcher(Api::<Pod>::all(client.clone()), config)
+            .default_backoff()
+            .reflect(pod_writer)
+            .applied_objects()
+            .filter_map(|pod| async move { pod.ok().and_then(|p| template_of(&p)) });
+        let watches = futures::stream::select(job_events, pod_events)
+            .for_each(move |template| {
+                let _ = notify.send(template);
+                async {}
+            })
+            .boxed();
+        let backend = Arc::new(Self {
+            client,
+            defaults,
+            budget: budget.max(1),
+            jobs,
+            pods,
+            created: Mutex::default(),
+            acked: Mutex::default(),
+        });
+        (backend, watches)
+    }
+
+    /// Waits until both watches listed once (a restarted operator sees every Job first).
+    pub async fn synced(&self) {
+        let _ = self.jobs.wait_until_ready().await;
+        let _ = self.pods.wait_until_ready().await;
+    }
+
+    fn running_jobs(&self) -> usize {
+        let seen: HashSet<String> = self.jobs.state().iter().map(|j| key(j)).collect();
+        let mut created = lock(&self.created);
+        created.retain(|k| !seen.contains(k));
+        let running = self
+            .jobs
+            .state()
+            .iter()
+            .filter(|j| observe::state(j, &self.pods_of(j)) == JobState::Running)
+            .count();
+        running + created.len()
+    }
+
+    fn jobs_of(&self, uid: &str) -> Vec<Arc<Job>> {
+        let acked = lock(&self.acked);
+        self.jobs
+            .state()
+            .into_iter()
+            .filter(|j| j.labels().get(TEMPLATE_UID).map(String::as_str) == Some(uid))
+            .filter(|j| !acked.contains(&key(j)))
+            .collect()
+    }
+
+    fn pods_of(&self, job: &Job) -> Vec<Pod> {
+        let name = job.name_any();
+        self.pods
+            .state()
+            .into_iter()
+            .filter(|p| p.namespace() == job.namespace())
+            .filter(|p| p.labels().get("batch.kubernetes.io/job-name") == Some(&name))
+            .map(|p| (*p).clone())
+            .collect()
+    }
+
+    async fn launch(
+        &self,
+        template: &TemplateKey,
+        execution: &Execution,
+        request: Request,
+        secrets: SecretFiles,
+        overrides: &PodOverrides,
+    ) -> Result<(), BackendError> {
+        if self.running_jobs() >= self.budget {
+            return Err(BackendError::Busy(format!(
+                "the execution budget ({}) is in use",
+                self.budget
+            )));
+        }
+        let namespace = template.object.namespace.clone().unwrap_or_default();
+        let launch = Launch {
+            namespace: &namespace,
+            template: &template.object.name,
+            uid: &template.uid,
+            execution,
+            timeout_seconds: request.timeout_seconds + DEADLINE_GRACE,
+            defaults: &self.defaults,
+            overrides,
+        };
+        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &namespace);
+        let job = jobs
+            .create(
+                &PostParams::default(),
+                &build::job(&launch, template_owner(template)),
+            )
+            .await
+            .map_err(cluster)?;
+        lock(&self.created).insert(key(&job));
+        let inputs = self.inputs(&job, &namespace, &request, &secrets).await;
+        drop(secrets);
+        if let Err(error) = inputs {
+            let _ = jobs
+                .delete(&job.name_any(), &background())
+                .await
+                .inspect_err(|e| tracing::warn!(error = %e, "could not remove a half-made Job"));
+            lock(&self.created).remove(&key(&job));
+            return Err(error);
+        }
+        let resume = serde_json::json!({"spec": {"suspend": false}});
+        jobs.patch(
+            &job.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&resume),
+        )
+        .await
+        .map_err(cluster)?;
+        tracing::info!(job = %job.name_any(), id = %execution.running.id, "executor Job started");
+        Ok(())
+    }
+
+    /// The request ConfigMap, the Secret and the empty result ConfigMap, owned by `job`.
+    async fn inputs(
+        &self,
+        job: &Job,
+        namespace: &str,
+        request: &Request,
+        secrets: &SecretFiles,
+    ) -> Result<(), BackendError> {
+        let owner = build::owner_of(job)
+            .ok_or_else(|| BackendError::Cluster("the created Job has no UID".into()))?;
+        let name = job.name_any();
+        let request_map =
+            build::request_config_map(&name, namespace, request, secrets.dir(), &owner)
+                .map_err(|e| BackendError::Cluster(format!("encoding the request: {e}")))?;
+        let files = read_files(secrets)
+            .map_err(|e| BackendError::Cluster(format!("reading secret files: {e}")))?;
+        let maps: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
+        let secret_api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let post = PostParams::default();
+        maps.create(&post, &request_map).await.map_err(cluster)?;
+        secret_api
+            .create(&post, &build::secret(&name, namespace, files, &owner))
+            .await
+            .map_err(cluster)?;
+        maps.create(&post, &build::result_config_map(&name, namespace, &owner))
+            .await
+            .map_err(cluster)?;
+        Ok(())
+    }
+
+    async fn observe_now(&self, uid: &str) -> Observation {
+        let mut observation = Observation::default();
+        for job in self.jobs_of(uid) {
+            let Some(execution) = observe::execution_of(&job) else {
+                continue;
+            };
+            match observe::state(&job, &self.pods_of(&job)) {
+                JobState::Running => {
+                    let newer = observation
+                        .running
+                        .as_ref()
+                        .is_none_or(|r| r.running.started < execution.running.started);
+                    if newer {
+                        observation.running = Some(execution);
+                    }
+                }
+                JobState::Ended { failure } => {
+                    let result = match self.delivered(&job).await {
+                        Some(result) => result,
+                        None => observe::undelivered(&execution, failure.as_ref()),
+                    };
+                    observation.finished.push(Finished { execution, result });
+                }
+            }
+        }
+        observation
+            .finished
+            .sort_by_key(|f| f.execution.running.started);
+        observation
+    }
+
+    /// The result the executor patched into the Job's result ConfigMap, if any.
+    async fn delivered(&self, job: &Job) -> Option<pangea_api::exec::ExecutionResult> {
+        let maps: Api<ConfigMap> =
+            Api::namespaced(self.client.clone(), &job.namespace().unwrap_or_default());
+        let map = maps
+            .get_opt(&build::result_name(&job.name_any()))
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "reading a result ConfigMap"))
+            .ok()??;
+        let bytes = map
+            .binary_data
+            .as_ref()?
+            .get(pangea_executor::result_codec::RESULT_KEY)?;
+        pangea_executor::result_codec::decode(&bytes.0)
+            .inspect_err(
+                |e| tracing::warn!(error = %e, job = %job.name_any(), "undecodable result"),
+            )
+            .ok()
+    }
+
+    async fn delete_jobs(&self, jobs: Vec<Arc<Job>>) {
+        for job in jobs {
+            let api: Api<Job> =
+                Api::namespaced(self.client.clone(), &job.namespace().unwrap_or_default());
+            match api.delete(&job.name_any(), &background()).await {
+                Ok(_) => {
+                    lock(&self.acked).insert(key(&job));
+                }
+                Err(kube::Error::Api(e)) if e.code == 404 => {
+                    lock(&self.acked).insert(key(&job));
+                }
+                Err(error) => tracing::warn!(%error, job = %job.name_any(), "deleting a Job"),
+            }
+        }
+        // Forget acknowledgements the watch has caught up with.
+        let seen: HashSet<String> = self.jobs.state().iter().map(|j| key(j)).collect();
+        lock(&self.acked).retain(|k| seen.contains(k));
+    }
+}
+
+impl ExecutionBackend for JobBackend {
+    fn start<'a>(
+        &'a self,
+        template: &'a TemplateKey,
+        execution: &'a Execution,
+        request: Request,
+        secrets: SecretFiles,
+        overrides: &'a PodOverrides,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        self.launch(template, execution, request, secrets, overrides)
+            .boxed()
+    }
+
+    fn observe<'a>(&'a self, uid: &'a str) -> BoxFuture<'a, Observation> {
+        self.observe_now(uid).boxed()
+    }
+
+    fn ack<'a>(&'a self, uid: &'a str, execution_id: &'a str) -> BoxFuture<'a, ()> {
+        let jobs = self
+            .jobs_of(uid)
+            .into_iter()
+            .filter(|j| {
+                j.annotations().get(build::EXECUTION_ID).map(String::as_str) == Some(execution_id)
+            })
+            .collect();
+        self.delete_jobs(jobs).boxed()
+    }
+
+    fn forget<'a>(&'a self, uid: &'a str) -> BoxFuture<'a, ()> {
+        self.delete_jobs(self.jobs_of(uid)).boxed()
+    }
+
+    fn in_flight(&self) -> usize {
+        self.running_jobs()
+    }
+}
+
+/// The template a Job or pod of ours belongs to.
+fn template_of<K: Resource>(obj: &K) -> Option<TemplateRef> {
+    let name = obj.meta().labels.as_ref()?.get(TEMPLATE_NAME)?;
+    let namespace = obj.meta().namespace.as_deref()?;
+    Some(ObjectRef::new(name).within(namespace))
+}
+
+fn template_owner(template: &TemplateKey) -> OwnerReference {
+    OwnerReference {
+        api_version: PangeaTemplate::api_version(&()).into_owned(),
+        kind: PangeaTemplate::kind(&()).into_owned(),
+        name: template.object.name.clone(),
+        uid: template.uid.clone(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+fn key(job: &Job) -> String {
+    format!("{}/{}", job.namespace().unwrap_or_default(), job.name_any())
+}
+
+fn background() -> DeleteParams {
+    DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        ..DeleteParams::default()
+    }
+}
+
+fn cluster(e: kube::Error) -> BackendError {
+    BackendError::Cluster(e.to_string())
+}
+
+/// Every file of the execution's private directory, by name.
+fn read_files(secrets: &SecretFiles) -> std::io::Result<BTreeMap<String, Vec<u8>>> {
+    let mut files = BTreeMap::new();
+    let Some(dir) = secrets.dir() else {
+        return Ok(files);
+    };
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            files.insert(name, std::fs::read(entry.path())?);
+        }
+    }
+    Ok(files)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,165 @@
+//! Reading executions back from Jobs and their pods, without a client: which execution a Job
+//! runs (its labels and annotations), whether it still runs, and — when the executor could
+//! not deliver a result — a typed failure that names the pod's own reason. Every way a pod
+//! can end maps to an end here, so no execution wedges: succeeded, failed, deadline
+//! exceeded, OOMKilled, image unavailable, evicted.
+
+use jiff::Timestamp;
+use k8s_openapi::api::{batch::v1::Job, core::v1::Pod};
+use pangea_api::exec::{ExecutionError, ExecutionKind, ExecutionResult, Outcome};
+
+use super::build::{EXECUTION_ID, GENERATION, KIND, STARTED, TRIGGER};
+use crate::{
+    core::Execution,
+    decide::{RunningExecution, Trigger},
+};
+
+/// Where a Job is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobState {
+    /// Created, suspended, pending or running.
+    Running,
+    /// The Job (or its pod) ended. `failure` is the pod's own reason when the executor may not
+    /// have delivered a result; `None` when it completed.
+    Ended { failure: Option<PodFailure> },
+}
+
+/// Why a pod ended without the executor finishing on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodFailure {
+    /// Stable reason (`OOMKilled`, `DeadlineExceeded`, `ImageUnavailable`, `Evicted`, …).
+    pub reason: String,
+    /// What Kubernetes said.
+    pub message: String,
+    /// Worth retrying as is (a deadline, an eviction) rather than after a fix.
+    pub transient: bool,
+}
+
+/// Waiting reasons that never resolve by waiting: the image cannot be had.
+const IMAGE_REASONS: [&str; 5] = [
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "ErrImageNeverPull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+];
+
+/// The execution a Job of ours runs, from its labels and annotations.
+pub fn execution_of(job: &Job) -> Option<Execution> {
+    let meta = &job.metadata;
+    let label = |k: &str| meta.labels.as_ref()?.get(k).cloned();
+    let note = |k: &str| meta.annotations.as_ref()?.get(k).cloned();
+    let kind: ExecutionKind =
+        serde_json::from_value(serde_json::Value::String(label(KIND)?)).ok()?;
+    let started = note(STARTED)?.parse::<i64>().ok()?;
+    Some(Execution {
+        running: RunningExecution {
+            id: note(EXECUTION_ID)?,
+            kind,
+            trigger: Trigger::parse(&note(TRIGGER)?).unwrap_or(Trigger::Retry),
+            started: Timestamp::from_second(started).ok()?,
+        },
+        generation: label(GENERATION)?.parse().ok()?,
+    })
+}
+
+/// Where `job` is, given its pods.
+pub fn state(job: &Job, pods: &[Pod]) -> JobState {
+    let condition = |type_: &str| {
+        job.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == type_ && c.status == "True"))
+    };
+    if condition("Complete").is_some() {
+        return JobState::Ended { failure: None };
+    }
+    if let Some(failure) = pods.iter().find_map(pod_failure) {
+        return JobState::Ended {
+            failure: Some(failure),
+        };
+    }
+    if let Some(failed) = condition("Failed") {
+        let reason = failed.reason.clone().unwrap_or_else(|| "JobFailed".into());
+        return JobState::Ended {
+            failure: Some(PodFailure {
+                transient: reason == "DeadlineExceeded",
+                reason,
+                message: failed.message.clone().unwrap_or_default(),
+            }),
+        };
+    }
+    JobState::Running
+}
+
+/// A pod that ended (or cannot start) for a reason of its own.
+fn pod_failure(pod: &Pod) -> Option<PodFailure> {
+    let status = pod.status.as_ref()?;
+    if status.reason.as_deref() == Some("Evicted") {
+        return Some(PodFailure {
+            reason: "Evicted".into(),
+            message: status.message.clone().unwrap_or_default(),
+            transient: true,
+        });
+    }
+    let container = status.container_statuses.as_ref()?.first()?;
+    let state = container.state.as_ref()?;
+    if let Some(waiting) = &state.waiting
+        && let Some(reason) = waiting.reason.as_deref()
+        && IMAGE_REASONS.contains(&reason)
+    {
+        return Some(PodFailure {
+            reason: "ImageUnavailable".into(),
+            message: format!("{reason}: {}", waiting.message.clone().unwrap_or_default()),
+            transient: false,
+        });
+    }
+    let terminated = state.terminated.as_ref()?;
+    (terminated.reason.as_deref() == Some("OOMKilled")).then(|| PodFailure {
+        reason: "OOMKilled".into(),
+        message: "the executor pod ran out of memory; raise spec.executor.resources.limits.memory"
+            .into(),
+        transient: false,
+    })
+}
+
+/// The result of an execution whose executor delivered none: a failure naming the pod's
+/// reason, or — for a Job that completed without a result — a failure that says so.
+pub fn undelivered(execution: &Execution, failure: Option<&PodFailure>) -> ExecutionResult {
+    let error = failure.map_or_else(
+        || ExecutionError {
+            transient: true,
+            reason: "ResultMissing".into(),
+            message: "the executor pod ended without delivering a result".into(),
+        },
+        |f| ExecutionError {
+            transient: f.transient,
+            reason: f.reason.clone(),
+            message: if f.message.is_empty() {
+                format!("the executor pod ended: {}", f.reason)
+            } else {
+                format!("the executor pod ended: {}", f.message)
+            },
+        },
+    );
+    ExecutionResult {
+        id: execution.running.id.clone(),
+        kind: execution.running.kind,
+        outcome: if failure.is_some_and(|f| f.reason == "DeadlineExceeded") {
+            Outcome::TimedOut
+        } else {
+            Outcome::Failed
+        },
+        source_revision: None,
+        drift: None,
+        plan: None,
+        compliance: None,
+        resources_total: None,
+        outputs: Default::default(),
+        error: Some(error),
+        duration_seconds: 0.0,
+        in_flight_creates: Vec::new(),
+        adopted: Vec::new(),
+        orphans: Vec::new(),
+    }
+}

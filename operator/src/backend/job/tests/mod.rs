@@ -1,0 +1,232 @@
+//! The Job backend's objects and how Jobs and pods read back, from fixtures.
+
+use jiff::Timestamp;
+use k8s_openapi::{
+    api::{batch::v1::Job, core::v1::Pod},
+    apimachinery::pkg::apis::meta::v1::OwnerReference,
+};
+use pangea_api::exec::{ExecutionKind, Outcome};
+
+use super::{build::*, observe::*};
+use crate::{
+    core::Execution,
+    decide::{RunningExecution, Trigger},
+};
+
+fn execution() -> Execution {
+    Execution {
+        running: RunningExecution {
+            id: "team-a.web.apply.1749643200".into(),
+            kind: ExecutionKind::Apply,
+            trigger: Trigger::RemediateDrift,
+            started: Timestamp::from_second(1_749_643_200).unwrap(),
+        },
+        generation: 3,
+    }
+}
+
+fn owner() -> OwnerReference {
+    OwnerReference {
+        api_version: "pangea.io/v1alpha1".into(),
+        kind: "PangeaTemplate".into(),
+        name: "web".into(),
+        uid: "uid-1".into(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+fn built(defaults: &PodDefaults, overrides: &PodOverrides) -> Job {
+    let execution = execution();
+    let launch = Launch {
+        namespace: "team-a",
+        template: "web",
+        uid: "uid-1",
+        execution: &execution,
+        timeout_seconds: 690,
+        defaults,
+        overrides,
+    };
+    job(&launch, owner())
+}
+
+fn defaults() -> PodDefaults {
+    PodDefaults {
+        image: "executor:1".into(),
+        service_account: "pangea-executor".into(),
+        ttl_after_finished: 600,
+        ..PodDefaults::default()
+    }
+}
+
+#[test]
+fn job_names_fit_a_label_and_differ_per_execution() {
+    let long = "a".repeat(200);
+    let name = job_name(&long, "x", ExecutionKind::Compliance);
+    assert!(name.len() <= 63, "{name}");
+    assert_ne!(
+        job_name("web", "team-a.web.drift.1", ExecutionKind::Drift),
+        job_name("web", "team-a.web.drift.2", ExecutionKind::Drift)
+    );
+    assert_eq!(
+        job_name("web", "i", ExecutionKind::Drift),
+        job_name("web", "i", ExecutionKind::Drift)
+    );
+}
+
+#[test]
+fn the_job_is_suspended_hardened_owned_and_carries_its_execution() {
+    let job = built(&defaults(), &PodOverrides::default());
+    let spec = job.spec.as_ref().unwrap();
+    assert_eq!(spec.suspend, Some(true));
+    assert_eq!(spec.backoff_limit, Some(0));
+    assert_eq!(spec.active_deadline_seconds, Some(690));
+    assert_eq!(spec.ttl_seconds_after_finished, Some(600));
+    assert_eq!(
+        job.metadata.owner_references.as_ref().unwrap()[0].kind,
+        "PangeaTemplate"
+    );
+    let pod = spec.template.spec.as_ref().unwrap();
+    let security = pod.security_context.as_ref().unwrap();
+    assert_eq!(security.run_as_non_root, Some(true));
+    assert_eq!(
+        security.seccomp_profile.as_ref().unwrap().type_,
+        "RuntimeDefault"
+    );
+    let container = &pod.containers[0];
+    let hardening = container.security_context.as_ref().unwrap();
+    assert_eq!(hardening.read_only_root_filesystem, Some(true));
+    assert_eq!(hardening.allow_privilege_escalation, Some(false));
+    assert_eq!(
+        hardening.capabilities.as_ref().unwrap().drop.as_deref(),
+        Some(&["ALL".to_owned()][..])
+    );
+    assert_eq!(pod.service_account_name.as_deref(), Some("pangea-executor"));
+    assert_eq!(container.image.as_deref(), Some("executor:1"));
+    // Nothing secret on the command line or in the environment: only names and paths.
+    let args = container.args.as_ref().unwrap().join(" ");
+    assert!(args.contains("--result-configmap web-apply-"), "{args}");
+    let names: Vec<_> = container
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert_eq!(names, ["POD_NAMESPACE"]);
+    // The execution reads back from the Job alone.
+    assert_eq!(execution_of(&job), Some(execution()));
+}
+
+#[test]
+fn template_overrides_win() {
+    let overrides = PodOverrides {
+        image: Some("mine:2".into()),
+        service_account: Some("team-a-cloud".into()),
+        resources: None,
+    };
+    let job = built(&defaults(), &overrides);
+    let pod = job.spec.unwrap().template.spec.unwrap();
+    assert_eq!(pod.containers[0].image.as_deref(), Some("mine:2"));
+    assert_eq!(pod.service_account_name.as_deref(), Some("team-a-cloud"));
+}
+
+#[test]
+fn secret_paths_in_the_request_point_into_the_mounted_secret() {
+    let request: pangea_api::exec::Request = serde_json::from_value(serde_json::json!({
+        "id": "x", "kind": "apply", "template": "team-a/web",
+        "source": {"content": {"content": "", "fileName": "main.rb"}},
+        "sensitiveVariableFiles": {"db_password": "/var/lib/op/secrets/x/var-db_password"},
+        "timeoutSeconds": 60
+    }))
+    .unwrap();
+    let map = request_config_map(
+        "web-apply-1",
+        "team-a",
+        &request,
+        Some(std::path::Path::new("/var/lib/op/secrets/x")),
+        &owner(),
+    )
+    .unwrap();
+    let json = &map.data.unwrap()["request.json"];
+    assert!(
+        json.contains("\"/var/run/pangea/secrets/var-db_password\""),
+        "{json}"
+    );
+    assert!(!json.contains("/var/lib/op"), "{json}");
+}
+
+fn job_with(status: serde_json::Value) -> Job {
+    let mut job = built(&defaults(), &PodOverrides::default());
+    job.status = Some(serde_json::from_value(status).unwrap());
+    job
+}
+
+fn pod(status: serde_json::Value) -> Pod {
+    serde_json::from_value(serde_json::json!({"metadata": {"name": "p"}, "status": status}))
+        .unwrap()
+}
+
+#[test]
+fn every_way_a_pod_ends_is_an_end_with_its_reason() {
+    let running = job_with(serde_json::json!({"active": 1}));
+    assert_eq!(state(&running, &[]), JobState::Running);
+
+    let complete =
+        job_with(serde_json::json!({"conditions": [{"type": "Complete", "status": "True"}]}));
+    assert_eq!(state(&complete, &[]), JobState::Ended { failure: None });
+
+    let deadline = job_with(serde_json::json!({"conditions": [
+        {"type": "Failed", "status": "True", "reason": "DeadlineExceeded", "message": "Job was active longer than specified deadline"}]}));
+    let JobState::Ended { failure: Some(f) } = state(&deadline, &[]) else {
+        panic!()
+    };
+    assert_eq!((f.reason.as_str(), f.transient), ("DeadlineExceeded", true));
+    let result = undelivered(&execution(), Some(&f));
+    assert_eq!(result.outcome, Outcome::TimedOut);
+
+    let oom = pod(
+        serde_json::json!({"containerStatuses": [{"name": "executor", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+        "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}),
+    );
+    let JobState::Ended { failure: Some(f) } = state(&running, &[oom]) else {
+        panic!()
+    };
+    assert_eq!(f.reason, "OOMKilled");
+    assert!(f.message.contains("resources.limits.memory"));
+
+    let image = pod(
+        serde_json::json!({"containerStatuses": [{"name": "executor", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+        "state": {"waiting": {"reason": "ErrImageNeverPull", "message": "image not present"}}}]}),
+    );
+    let JobState::Ended { failure: Some(f) } = state(&running, &[image]) else {
+        panic!()
+    };
+    assert_eq!(
+        (f.reason.as_str(), f.transient),
+        ("ImageUnavailable", false)
+    );
+    assert!(f.message.contains("ErrImageNeverPull"));
+
+    let evicted = pod(
+        serde_json::json!({"phase": "Failed", "reason": "Evicted", "message": "low on memory"}),
+    );
+    let JobState::Ended { failure: Some(f) } = state(&running, &[evicted]) else {
+        panic!()
+    };
+    assert_eq!(f.reason, "Evicted");
+
+    let pulling = pod(
+        serde_json::json!({"containerStatuses": [{"name": "executor", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+        "state": {"waiting": {"reason": "ContainerCreating"}}}]}),
+    );
+    assert_eq!(state(&running, &[pulling]), JobState::Running);
+}
+
+#[test]
+fn a_completed_job_without_a_result_says_so() {
+    let result = undelivered(&execution(), None);
+    assert_eq!(result.outcome, Outcome::Failed);
+    assert_eq!(result.id, execution().running.id);
+    assert_eq!(result.error.unwrap().reason, "ResultMissing");
+}
