@@ -1,0 +1,287 @@
+//! The operator with the Job execution backend, as users see it: a real kube-apiserver with
+//! a real node (containerd, kubelet), the locally built executor image, LocalStack, and the
+//! `pangea-operator` binary. Each execution is a Job whose pod runs `pangea-executor run` and
+//! delivers its typed result to a ConfigMap. Ignored by a plain `cargo test`;
+//! `scripts/test.sh` runs them.
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+use k8s_openapi::api::{
+    batch::v1::Job,
+    core::v1::{Event, ServiceAccount},
+    rbac::v1::{Role, RoleBinding},
+};
+use kube::{
+    Api,
+    api::{ListParams, PostParams},
+};
+use pangea_api::{PangeaTemplate, common::condition};
+use pangea_e2e::{
+    AwsEmulator, ControlPlane, OperatorProcess, TestNamespace, images::ExecutorVariant,
+};
+
+const WAIT: Duration = Duration::from_secs(420);
+
+/// Field order is drop order: the operator stops before the servers it talks to.
+struct Setup {
+    operator: Option<OperatorProcess>,
+    ns: TestNamespace,
+    aws: AwsEmulator,
+    cp: ControlPlane,
+    _state: tempfile::TempDir,
+}
+
+impl Setup {
+    async fn start(prefix: &str) -> Result<Self> {
+        let cp = ControlPlane::start_with_node().await?;
+        let aws = AwsEmulator::start()?;
+        let ns = cp.namespace(prefix).await?;
+        executor_rbac(&cp, &ns.name).await?;
+        let state = tempfile::tempdir()?;
+        let image = cp
+            .node()
+            .context("the control plane has no node")?
+            .executor_image(ExecutorVariant::Full)?;
+        let mut flags: Vec<String> = [
+            "--execution-backend",
+            "job",
+            "--executor-image",
+            &image,
+            "--executor-image-pull-policy",
+            "Never",
+            "--executor-host-network",
+        ]
+        .map(String::from)
+        .to_vec();
+        // The pod reaches the apiserver on the node's loopback (no service proxy here) and
+        // the emulator with test credentials.
+        let env = [
+            ("KUBERNETES_SERVICE_HOST".to_owned(), "127.0.0.1".to_owned()),
+            (
+                "KUBERNETES_SERVICE_PORT".to_owned(),
+                cp.apiserver_port.to_string(),
+            ),
+        ]
+        .into_iter()
+        .chain(aws.aws_env());
+        for (name, value) in env {
+            flags.push("--executor-env".into());
+            flags.push(format!("{name}={value}"));
+        }
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let operator = OperatorProcess::start_with(
+            Path::new(env!("CARGO_BIN_EXE_pangea-operator")),
+            &cp,
+            &aws,
+            Some(&ns.name),
+            state.path(),
+            &flags,
+        )?;
+        Ok(Self {
+            operator: Some(operator),
+            ns,
+            aws,
+            cp,
+            _state: state,
+        })
+    }
+
+    fn api(&self) -> Api<PangeaTemplate> {
+        self.ns.api()
+    }
+
+    async fn create(&self, name: &str, spec: serde_json::Value) -> Result<()> {
+        let tpl: PangeaTemplate = serde_json::from_value(serde_json::json!({
+            "apiVersion": "pangea.io/v1alpha1", "kind": "PangeaTemplate",
+            "metadata": {"name": name}, "spec": spec,
+        }))?;
+        self.api().create(&PostParams::default(), &tpl).await?;
+        Ok(())
+    }
+
+    /// Polls every second until `ok` holds for template `name`, recording executor Jobs seen.
+    async fn until(
+        &self,
+        name: &str,
+        what: &str,
+        jobs: &mut Vec<String>,
+        ok: impl Fn(&PangeaTemplate) -> bool,
+    ) -> Result<PangeaTemplate> {
+        let start = Instant::now();
+        loop {
+            for job in self.jobs().await? {
+                let name = job.metadata.name.unwrap_or_default();
+                if !jobs.contains(&name) {
+                    jobs.push(name);
+                }
+            }
+            let tpl = self.api().get(name).await?;
+            if ok(&tpl) {
+                return Ok(tpl);
+            }
+            if start.elapsed() > WAIT {
+                let log = self
+                    .operator
+                    .as_ref()
+                    .map(|o| o.log_tail(60))
+                    .unwrap_or_default();
+                let node = self.cp.node().map(|n| n.log_tails(20)).unwrap_or_default();
+                bail!(
+                    "{name}: not {what} after {}s; status: {:#?}\njobs: {jobs:?}\noperator log:\n{log}\nnode:\n{node}",
+                    WAIT.as_secs(),
+                    tpl.status
+                );
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    async fn jobs(&self) -> Result<Vec<Job>> {
+        let jobs: Api<Job> = self.ns.api();
+        Ok(jobs.list(&ListParams::default()).await?.items)
+    }
+
+    async fn event_reasons(&self, name: &str) -> Result<Vec<String>> {
+        let events: Api<Event> = self.ns.api();
+        Ok(events
+            .list(&Default::default())
+            .await?
+            .items
+            .into_iter()
+            .filter(|e| e.involved_object.name.as_deref() == Some(name))
+            .filter_map(|e| e.reason)
+            .collect())
+    }
+}
+
+/// What an executor pod may do in its own namespace: deliver its result (patch the result
+/// ConfigMap its Job owns) and keep Terraform state in a Secret with a Lease lock.
+async fn executor_rbac(cp: &ControlPlane, namespace: &str) -> Result<()> {
+    let post = PostParams::default();
+    let accounts: Api<ServiceAccount> = Api::namespaced(cp.client(), namespace);
+    accounts
+        .create(
+            &post,
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": "pangea-executor"}}))?,
+        )
+        .await?;
+    let roles: Api<Role> = Api::namespaced(cp.client(), namespace);
+    roles
+        .create(
+            &post,
+            &serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "pangea-executor"},
+                "rules": [
+                    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "patch"]},
+                    {"apiGroups": [""], "resources": ["secrets"],
+                     "verbs": ["get", "list", "create", "update", "patch", "delete"]},
+                    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                     "verbs": ["get", "list", "create", "update", "patch", "delete"]}
+                ]
+            }))?,
+        )
+        .await?;
+    let bindings: Api<RoleBinding> = Api::namespaced(cp.client(), namespace);
+    bindings
+        .create(
+            &post,
+            &serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "pangea-executor"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pangea-executor"},
+                "subjects": [{"kind": "ServiceAccount", "name": "pangea-executor", "namespace": namespace}]
+            }))?,
+        )
+        .await?;
+    Ok(())
+}
+
+fn cond<'a>(t: &'a PangeaTemplate, type_: &str) -> Option<&'a str> {
+    pangea_e2e::condition_status(t, type_)
+}
+
+const WEB: &str = r#"template :web do
+  provider :aws do
+    region "us-east-1"
+  end
+  resource :aws_vpc, :main do
+    cidr_block "10.71.0.0/16"
+  end
+  resource :aws_security_group, :web do
+    name "e2e-jobs-web"
+    description "HTTPS from the internal network only"
+    vpc_id ref(:aws_vpc, :main, :id)
+    ingress([{ description: "https", from_port: 443, to_port: 443, protocol: "tcp",
+               cidr_blocks: ["10.0.0.0/8"], ipv6_cidr_blocks: [], prefix_list_ids: [],
+               security_groups: [], self: false }])
+  end
+end
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the bootstrapped harness with a node: scripts/test.sh runs it"]
+async fn drift_is_detected_and_remediated_through_executor_jobs() -> Result<()> {
+    let s = Setup::start("jobs").await?;
+    let mut jobs = Vec::new();
+    s.create("web", serde_json::json!({
+        "source": {"inline": WEB}, "pangea": {"autoApprove": true},
+        "driftDetection": {"interval": "1m", "autoRemediate": true, "remediationPolicy": "immediate"}
+    }))
+    .await?;
+    let ready = |t: &PangeaTemplate| {
+        cond(t, condition::READY) == Some("True")
+            && t.status
+                .as_ref()
+                .and_then(|s| s.drift.as_ref())
+                .is_some_and(|d| d.last_check_time.is_some())
+    };
+    let web = s.until("web", "Ready", &mut jobs, ready).await?;
+    assert_eq!(web.status.unwrap().resources.map(|r| r.total), Some(2));
+    assert!(
+        jobs.iter().any(|j| j.starts_with("web-apply-")),
+        "the apply ran as a Job: {jobs:?}"
+    );
+
+    s.aws
+        .out_of_band(&["open-ingress", "e2e-jobs-web", "22", "0.0.0.0/0"])?;
+    let web = s
+        .until("web", "Drifted", &mut jobs, |t| {
+            cond(t, condition::DRIFTED) == Some("True")
+        })
+        .await?;
+    let drift = web.status.unwrap().drift.unwrap();
+    assert_eq!(drift.severity, Some(pangea_api::common::Severity::Critical));
+    assert!(
+        drift
+            .resources
+            .iter()
+            .any(|r| r.address == "aws_security_group.web"),
+        "{drift:?}"
+    );
+    s.until("web", "remediated", &mut jobs, |t| {
+        cond(t, condition::READY) == Some("True") && cond(t, condition::DRIFTED) == Some("False")
+    })
+    .await?;
+    assert!(
+        !s.aws
+            .out_of_band(&["describe-ingress", "e2e-jobs-web"])?
+            .contains("0.0.0.0/0"),
+        "the world-open rule is still there"
+    );
+    let reasons = s.event_reasons("web").await?;
+    assert!(
+        reasons.contains(&"DriftDetected".into()) && reasons.contains(&"DriftRemediated".into()),
+        "{reasons:?}"
+    );
+    let kinds = |kind: &str| {
+        jobs.iter()
+            .filter(|j| j.contains(&format!("-{kind}-")))
+            .count()
+    };
+    assert!(kinds("apply") >= 2 && kinds("drift") >= 2, "{jobs:?}");
+    println!("executor Jobs run: {jobs:?}");
+    Ok(())
+}
