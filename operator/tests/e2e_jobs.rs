@@ -32,7 +32,8 @@ struct Setup {
     ns: TestNamespace,
     aws: AwsEmulator,
     cp: ControlPlane,
-    _state: tempfile::TempDir,
+    state: tempfile::TempDir,
+    flags: Vec<String>,
 }
 
 impl Setup {
@@ -72,22 +73,28 @@ impl Setup {
             flags.push("--executor-env".into());
             flags.push(format!("{name}={value}"));
         }
-        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-        let operator = OperatorProcess::start_with(
-            Path::new(env!("CARGO_BIN_EXE_pangea-operator")),
-            &cp,
-            &aws,
-            Some(&ns.name),
-            state.path(),
-            &flags,
-        )?;
-        Ok(Self {
-            operator: Some(operator),
+        let mut s = Self {
+            operator: None,
             ns,
             aws,
             cp,
-            _state: state,
-        })
+            state,
+            flags,
+        };
+        s.operator = Some(s.start_operator()?);
+        Ok(s)
+    }
+
+    fn start_operator(&self) -> Result<OperatorProcess> {
+        let flags: Vec<&str> = self.flags.iter().map(String::as_str).collect();
+        Ok(OperatorProcess::start_with(
+            Path::new(env!("CARGO_BIN_EXE_pangea-operator")),
+            &self.cp,
+            &self.aws,
+            Some(&self.ns.name),
+            self.state.path(),
+            &flags,
+        )?)
     }
 
     fn api(&self) -> Api<PangeaTemplate> {
@@ -135,6 +142,20 @@ impl Setup {
                     WAIT.as_secs(),
                     tpl.status
                 );
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Polls every second until a Job satisfies `ok`; returns it.
+    async fn job_until(&self, what: &str, ok: impl Fn(&Job) -> bool) -> Result<Job> {
+        let start = Instant::now();
+        loop {
+            if let Some(job) = self.jobs().await?.into_iter().find(|j| ok(j)) {
+                return Ok(job);
+            }
+            if start.elapsed() > WAIT {
+                bail!("no Job {what} after {}s", WAIT.as_secs());
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
@@ -283,5 +304,151 @@ async fn drift_is_detected_and_remediated_through_executor_jobs() -> Result<()> 
     };
     assert!(kinds("apply") >= 2 && kinds("drift") >= 2, "{jobs:?}");
     println!("executor Jobs run: {jobs:?}");
+    Ok(())
+}
+
+fn job_name(job: &Job) -> &str {
+    job.metadata.name.as_deref().unwrap_or_default()
+}
+
+fn complete(job: &Job) -> bool {
+    job.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "Complete" && c.status == "True")
+        })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the bootstrapped harness with a node: scripts/test.sh runs it"]
+async fn a_job_outlives_a_killed_operator_and_its_result_is_recorded_once() -> Result<()> {
+    let mut s = Setup::start("jobs-crash").await?;
+    s.create(
+        "web",
+        serde_json::json!({"source": {"inline": WEB}, "pangea": {"autoApprove": true}}),
+    )
+    .await?;
+    let apply = s
+        .job_until("applying", |j| job_name(j).starts_with("web-apply-"))
+        .await?;
+    let id =
+        apply.metadata.annotations.clone().unwrap_or_default()["pangea.io/execution-id"].clone();
+    // kill -9: the Job runs in its own pod and does not care.
+    s.operator.take().expect("operator").kill_hard();
+    s.job_until("completed while the operator was down", |j| {
+        job_name(j) == job_name(&apply) && complete(j)
+    })
+    .await?;
+    s.operator = Some(s.start_operator()?);
+    let mut jobs = vec![job_name(&apply).to_owned()];
+    let ready = |t: &PangeaTemplate| {
+        cond(t, condition::READY) == Some("True")
+            && t.status
+                .as_ref()
+                .and_then(|s| s.drift.as_ref())
+                .is_some_and(|d| d.last_check_time.is_some())
+    };
+    let web = s.until("web", "Ready", &mut jobs, ready).await?;
+    let status = web.status.unwrap();
+    assert_eq!(status.resources.map(|r| r.total), Some(2));
+    assert_eq!(
+        jobs.iter().filter(|j| j.starts_with("web-apply-")).count(),
+        1,
+        "the adopted apply was not run again: {jobs:?}"
+    );
+    let reasons = s.event_reasons("web").await?;
+    assert_eq!(
+        reasons.iter().filter(|r| *r == "PlanApplied").count(),
+        1,
+        "{reasons:?}"
+    );
+    assert!(
+        status.drift.and_then(|d| d.last_check_time).is_some(),
+        "the schedule went on after the recorded apply ({id})"
+    );
+    assert_eq!(
+        s.aws.out_of_band(&["count-groups", "e2e-jobs-web"])?.trim(),
+        "1",
+        "duplicate security groups"
+    );
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> = s.ns.api();
+    let holder = leases
+        .get_opt("lock-tfstate-default-web-state")
+        .await?
+        .and_then(|l| l.spec)
+        .and_then(|spec| spec.holder_identity)
+        .filter(|h| !h.is_empty());
+    assert_eq!(holder, None, "the state lock is still held");
+    Ok(())
+}
+
+const DATA: &str =
+    "template :data do\n  resource :terraform_data, :marker do\n    input \"v1\"\n  end\nend\n";
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the bootstrapped harness with a node: scripts/test.sh runs it"]
+async fn a_missing_executor_image_is_named_and_the_template_recovers_once_fixed() -> Result<()> {
+    let s = Setup::start("jobs-image").await?;
+    s.create(
+        "data",
+        serde_json::json!({"source": {"inline": DATA}, "pangea": {"autoApprove": true},
+            "executor": {"image": "localhost/pangea-missing:1"}}),
+    )
+    .await?;
+    let mut jobs = Vec::new();
+    let failed = s
+        .until("data", "failed on its image", &mut jobs, |t| {
+            t.status
+                .as_ref()
+                .and_then(|s| s.last_execution.as_ref())
+                .and_then(|e| e.message.as_deref())
+                .is_some_and(|m| m.contains("ImageUnavailable"))
+        })
+        .await?;
+    assert_eq!(cond(&failed, condition::READY), Some("False"));
+    let message = failed
+        .status
+        .unwrap()
+        .last_execution
+        .unwrap()
+        .message
+        .unwrap();
+    assert!(message.contains("ErrImageNeverPull"), "{message}");
+    let reasons = s.event_reasons("data").await?;
+    assert!(reasons.contains(&"ExecutionFailed".into()), "{reasons:?}");
+
+    // The fix is a spec change: the default image runs it.
+    let patch = serde_json::json!({"spec": {"executor": {"image": null}}});
+    s.api()
+        .patch(
+            "data",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await?;
+    let ready = s
+        .until("data", "Ready", &mut jobs, |t| {
+            cond(t, condition::READY) == Some("True")
+        })
+        .await?;
+    assert_eq!(ready.status.unwrap().resources.map(|r| r.total), Some(1));
+    // The failed Job was acknowledged and removed with its pod.
+    let left: Vec<String> = s
+        .jobs()
+        .await?
+        .iter()
+        .filter(|j| {
+            j.spec
+                .as_ref()
+                .and_then(|spec| spec.template.spec.as_ref())
+                .is_some_and(|p| {
+                    p.containers[0].image.as_deref() == Some("localhost/pangea-missing:1")
+                })
+        })
+        .map(|j| job_name(j).to_owned())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     Ok(())
 }
