@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The demo: a local control plane + LocalStack + the operator (local execution backend) + the
-# templates in examples/demo/; infrastructure changed out of band; `kubectl get
-# pangeatemplates` goes Drifted (with severity) and back to Ready, with the Events.
+# The demo: a local control plane with a node (containerd + kubelet) + LocalStack + the operator
+# with the Job execution backend (the executor image, built by scripts/build-images.sh on the
+# first run) + the templates in examples/demo/; infrastructure changed out of band; `kubectl
+# get pangeatemplates` goes Drifted (with severity) and back to Ready, with the executor Jobs
+# that ran and the Events.
 #   scripts/demo.sh          keeps running until Ctrl-C (prints how to point kubectl at it)
 #   scripts/demo.sh --once   exits 0 after one full cycle
 set -euo pipefail

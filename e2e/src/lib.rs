@@ -9,6 +9,7 @@
 pub mod control_plane;
 pub mod emulator;
 pub mod images;
+pub mod jobs;
 pub mod manifests;
 pub mod node;
 pub mod operator;

@@ -1,7 +1,9 @@
-//! The demo behind `scripts/demo.sh`: a real control plane and LocalStack, the operator,
-//! the templates in `examples/demo/`, then drift made out of band — and what a person sees:
-//! `kubectl get pangeatemplates` going Drifted (with severity) and back to Ready, and the
-//! Events. `--once` exits 0 after one full cycle; otherwise it keeps running until Ctrl-C.
+//! The demo behind `scripts/demo.sh`: a real control plane with a node, LocalStack, the
+//! operator with the Job execution backend (every execution a Job running the executor
+//! image), the templates in `examples/demo/`, then drift made out of band — and what a
+//! person sees: `kubectl get pangeatemplates` going Drifted (with severity) and back to
+//! Ready, the executor Jobs that did it, and the Events. `--once` exits 0 after one full
+//! cycle; otherwise it keeps running until Ctrl-C.
 
 use std::{
     path::{Path, PathBuf},
@@ -19,21 +21,25 @@ const TIMEOUT: Duration = Duration::from_secs(600);
 async fn main() -> Result<()> {
     let once = std::env::args().any(|a| a == "--once");
     let started = Instant::now();
-    say("starting a local control plane (etcd + kube-apiserver) and LocalStack");
-    let cp = ControlPlane::start().await?;
+    say(
+        "starting a local control plane (etcd, kube-apiserver, a node: containerd + kubelet) and LocalStack",
+    );
+    let cp = ControlPlane::start_with_node().await?;
     let aws = AwsEmulator::start()?;
     let ns = cp.namespace("demo").await?;
     let state = tempfile::tempdir()?;
-    let operator = OperatorProcess::start(
+    let operator = OperatorProcess::start_with_jobs(
         &OperatorProcess::default_binary(),
         &cp,
         &aws,
-        Some(&ns.name),
+        &ns.name,
         state.path(),
+        &[],
     )
+    .await
     .context("starting pangea-operator (build it first: cargo build -p pangea-operator)")?;
     say(&format!(
-        "operator running; metrics on http://127.0.0.1:{}/metrics",
+        "operator running with the Job execution backend; metrics on http://127.0.0.1:{}/metrics",
         operator.metrics_port
     ));
     for file in ["web.yaml", "audit.yaml"] {
@@ -49,6 +55,7 @@ async fn main() -> Result<()> {
     })
     .await?;
 
+    jobs(&cp, &ns.name);
     say(
         "changing the infrastructure out of band: SSH opened to the world, audit versioning suspended",
     );
@@ -66,6 +73,7 @@ async fn main() -> Result<()> {
         remediated(t, "web") && drifted(t, "audit")
     })
     .await?;
+    jobs(&cp, &ns.name);
     kubectl(
         &cp,
         &["get", "events", "-n", &ns.name, "--sort-by=.lastTimestamp"],
@@ -102,6 +110,23 @@ async fn main() -> Result<()> {
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo")
+}
+
+/// The executor Jobs run so far (each execution is one; recorded ones stay until their TTL).
+fn jobs(cp: &ControlPlane, ns: &str) {
+    say("the executor Jobs that ran (one per execution):");
+    kubectl(
+        cp,
+        &[
+            "get",
+            "jobs",
+            "-n",
+            ns,
+            "--sort-by=.metadata.creationTimestamp",
+            "-L",
+            "pangea.io/template,pangea.io/kind",
+        ],
+    );
 }
 
 fn say(text: &str) {

@@ -30,6 +30,9 @@ pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "pangea-op
 pub const TEMPLATE_UID: &str = "pangea.io/template-uid";
 /// Label: the template's name (to wake its reconcile).
 pub const TEMPLATE_NAME: &str = "pangea.io/template";
+/// Label set once the result is recorded: the Job stays for people to inspect until its
+/// TTL, but no longer counts as an execution.
+pub const RECORDED: &str = "pangea.io/recorded";
 /// Label: the execution kind.
 pub const KIND: &str = "pangea.io/kind";
 /// Label: `metadata.generation` the execution was started for.

@@ -9,7 +9,9 @@
 //! Lifecycle of an execution: the Job is created suspended and owned by the template; its
 //! request ConfigMap, Secret (every secret file, mounted read-only) and empty result
 //! ConfigMap are created owned by the Job; then the Job is resumed. Acknowledging the
-//! result deletes the Job, and the garbage collector takes the rest with it.
+//! result deletes the Secret at once and labels the Job recorded: it stays (with its pod and
+//! result) for `kubectl get jobs` until its TTL, then the garbage collector takes it all.
+//! A deleted template's Jobs are deleted.
 
 pub mod build;
 pub mod observe;
@@ -43,7 +45,7 @@ use tokio::sync::mpsc;
 
 pub use self::build::{PodDefaults, PodOverrides};
 use self::{
-    build::{Launch, MANAGED_BY, TEMPLATE_NAME, TEMPLATE_UID},
+    build::{Launch, MANAGED_BY, RECORDED, TEMPLATE_NAME, TEMPLATE_UID},
     observe::JobState,
 };
 use super::{BackendError, ExecutionBackend, Observation, TemplateKey, TemplateRef};
@@ -68,6 +70,9 @@ pub struct JobBackend {
     created: Mutex<HashSet<String>>,
     /// Jobs whose result is recorded and whose deletion the watch has not shown yet.
     acked: Mutex<HashSet<String>>,
+    /// Held from the budget check until the Job is counted: concurrent reconciles start
+    /// one at a time, so they cannot both take the last slot.
+    admission: tokio::sync::Mutex<()>,
 }
 
 impl JobBackend {
@@ -108,6 +113,7 @@ impl JobBackend {
             pods,
             created: Mutex::default(),
             acked: Mutex::default(),
+            admission: tokio::sync::Mutex::new(()),
         });
         (backend, watches)
     }
@@ -126,6 +132,7 @@ impl JobBackend {
             .jobs
             .state()
             .iter()
+            .filter(|j| !j.labels().contains_key(RECORDED))
             .filter(|j| observe::state(j, &self.pods_of(j)) == JobState::Running)
             .count();
         running + created.len()
@@ -137,7 +144,7 @@ impl JobBackend {
             .state()
             .into_iter()
             .filter(|j| j.labels().get(TEMPLATE_UID).map(String::as_str) == Some(uid))
-            .filter(|j| !acked.contains(&key(j)))
+            .filter(|j| !j.labels().contains_key(RECORDED) && !acked.contains(&key(j)))
             .collect()
     }
 
@@ -160,6 +167,7 @@ impl JobBackend {
         secrets: SecretFiles,
         overrides: &PodOverrides,
     ) -> Result<(), BackendError> {
+        let admission = self.admission.lock().await;
         if self.running_jobs() >= self.budget {
             return Err(BackendError::Busy(format!(
                 "the execution budget ({}) is in use",
@@ -185,6 +193,7 @@ impl JobBackend {
             .await
             .map_err(cluster)?;
         lock(&self.created).insert(key(&job));
+        drop(admission);
         let inputs = self.inputs(&job, &namespace, &request, &secrets).await;
         drop(secrets);
         if let Err(error) = inputs {
@@ -288,6 +297,62 @@ impl JobBackend {
             .ok()
     }
 
+    /// Marks `jobs` recorded and removes their secrets; the Jobs expire with their TTL. A Job
+    /// Kubernetes still runs (a pod that cannot pull its image) is deleted instead: it would
+    /// hold its pod until the Job's deadline.
+    async fn record_jobs(&self, jobs: Vec<Arc<Job>>) {
+        let label = serde_json::json!({"metadata": {"labels": {RECORDED: "true"}}});
+        let (ended, stuck): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|j| finished(j));
+        self.delete_jobs(stuck).await;
+        for job in ended {
+            let namespace = job.namespace().unwrap_or_default();
+            let api: Api<Job> = Api::namespaced(self.client.clone(), &namespace);
+            let marked = api
+                .patch(
+                    &job.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&label),
+                )
+                .await;
+            match marked {
+                Ok(_) => {
+                    lock(&self.acked).insert(key(&job));
+                }
+                Err(kube::Error::Api(e)) if e.code == 404 => {
+                    lock(&self.acked).insert(key(&job));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, job = %job.name_any(), "marking a Job recorded");
+                    continue;
+                }
+            }
+            let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &namespace);
+            if let Err(error) = secrets
+                .delete(
+                    &build::secret_name(&job.name_any()),
+                    &DeleteParams::default(),
+                )
+                .await
+                && !matches!(&error, kube::Error::Api(e) if e.code == 404)
+            {
+                tracing::warn!(%error, job = %job.name_any(), "deleting a Job's secrets");
+            }
+        }
+        self.forget_seen_acks();
+    }
+
+    /// Forget acknowledgements the watch has caught up with (the label, or the deletion).
+    fn forget_seen_acks(&self) {
+        let pending: HashSet<String> = self
+            .jobs
+            .state()
+            .iter()
+            .filter(|j| !j.labels().contains_key(RECORDED))
+            .map(|j| key(j))
+            .collect();
+        lock(&self.acked).retain(|k| pending.contains(k));
+    }
+
     async fn delete_jobs(&self, jobs: Vec<Arc<Job>>) {
         for job in jobs {
             let api: Api<Job> =
@@ -302,9 +367,7 @@ impl JobBackend {
                 Err(error) => tracing::warn!(%error, job = %job.name_any(), "deleting a Job"),
             }
         }
-        // Forget acknowledgements the watch has caught up with.
-        let seen: HashSet<String> = self.jobs.state().iter().map(|j| key(j)).collect();
-        lock(&self.acked).retain(|k| seen.contains(k));
+        self.forget_seen_acks();
     }
 }
 
@@ -333,7 +396,7 @@ impl ExecutionBackend for JobBackend {
                 j.annotations().get(build::EXECUTION_ID).map(String::as_str) == Some(execution_id)
             })
             .collect();
-        self.delete_jobs(jobs).boxed()
+        self.record_jobs(jobs).boxed()
     }
 
     fn forget<'a>(&'a self, uid: &'a str) -> BoxFuture<'a, ()> {
@@ -343,6 +406,17 @@ impl ExecutionBackend for JobBackend {
     fn in_flight(&self) -> usize {
         self.running_jobs()
     }
+}
+
+/// Whether Kubernetes considers the Job finished (it will expire with its TTL).
+fn finished(job: &Job) -> bool {
+    job.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
+        })
 }
 
 /// The template a Job or pod of ours belongs to.
