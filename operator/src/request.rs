@@ -70,9 +70,13 @@ pub fn build(
             adopt_orphans: spec.safety.adopt_orphans,
         },
         compliance_profiles: Vec::new(),
-        // The local backend keeps the executor's workspace journal; the Job backend will
-        // hand back the last result's `inFlightCreates` here.
-        in_flight_creates: Vec::new(),
+        // An executor pod has no workspace journal: the status remembers it for the next one
+        // (in-process, the executor merges it into the journal it kept).
+        in_flight_creates: tpl
+            .status
+            .as_ref()
+            .map(|s| s.in_flight_creates.clone())
+            .unwrap_or_default(),
     };
     Ok((request, files))
 }
@@ -156,5 +160,21 @@ mod tests {
         );
         drop(files);
         assert!(!Path::new(path).exists());
+    }
+
+    #[test]
+    fn in_flight_creates_from_status_reach_the_next_executor() {
+        let tpl = template(
+            "apiVersion: pangea.io/v1alpha1\nkind: PangeaTemplate\nmetadata: {name: web, namespace: team}\nspec:\n  source: {inline: x}\nstatus:\n  inFlightCreates: [{address: aws_vpc.main, resourceType: aws_vpc}]\n",
+        );
+        let root = tempfile::tempdir().unwrap();
+        let intent = Intent {
+            id: "web-apply-2",
+            kind: ExecutionKind::Apply,
+            approved_plan_id: None,
+        };
+        let (req, _files) = build(&tpl, Resolved::default(), &intent, root.path()).unwrap();
+        assert_eq!(req.in_flight_creates.len(), 1);
+        assert_eq!(req.in_flight_creates[0].address, "aws_vpc.main");
     }
 }

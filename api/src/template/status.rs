@@ -56,6 +56,10 @@ pub struct PangeaTemplateStatus {
     /// The most recent execution.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_execution: Option<ExecutionStatus>,
+    /// Creates an interrupted apply had in flight: handed to the next execution, which adopts
+    /// or names what they left outside state (an executor pod keeps no workspace).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub in_flight_creates: Vec<crate::exec::InFlightCreate>,
 }
 
 /// Managed resources.

@@ -49,6 +49,21 @@ pub(super) fn record(c: &mut Change, f: &Finished) {
     }
 }
 
+/// The creates an interrupted apply left in flight. A successful execution read the journal
+/// it was handed and reports what is still pending; any other result may have ended before
+/// reading it (a pod that never started), so it only adds.
+pub(super) fn in_flight(c: &mut Change, f: &Finished) {
+    let reported = &f.result.in_flight_creates;
+    let list = &mut c.status.in_flight_creates;
+    if f.result.outcome == Outcome::Succeeded {
+        list.clone_from(reported);
+    } else {
+        list.extend(reported.iter().cloned());
+    }
+    list.sort();
+    list.dedup();
+}
+
 /// Plans and applies evaluate the spec: they move `observedGeneration` (whatever the
 /// outcome, so `decide` tells "not tried yet" from "tried and failed"), the reconcile times
 /// and the source revision.

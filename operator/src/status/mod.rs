@@ -128,6 +128,7 @@ pub fn on_finished(
         jitter,
     };
     execution::record(&mut c, &ctx);
+    execution::in_flight(&mut c, &ctx);
     match result.outcome {
         Outcome::Succeeded => match result.kind {
             ExecutionKind::Plan => plan::planned(&mut c, &ctx),

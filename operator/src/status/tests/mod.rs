@@ -976,3 +976,43 @@ fn content_changed_ignores_condition_order_only() {
 fn durations_read_like_go(#[case] secs: f64, #[case] text: &str) {
     assert_eq!(format_duration(secs), text);
 }
+
+fn in_flight(addresses: &[&str]) -> Vec<pangea_api::exec::InFlightCreate> {
+    addresses
+        .iter()
+        .map(|a| pangea_api::exec::InFlightCreate {
+            address: (*a).to_owned(),
+            resource_type: a.split('.').next().unwrap_or_default().to_owned(),
+        })
+        .collect()
+}
+
+#[test]
+fn in_flight_creates_survive_until_an_execution_settles_them() {
+    // An apply interrupted at its deadline reports what it had in flight.
+    let timed_out = ExecutionResult {
+        in_flight_creates: in_flight(&["aws_ssm_parameter.app", "aws_vpc.main"]),
+        ..result("a1", ExecutionKind::Apply, Outcome::TimedOut)
+    };
+    let (s, _) = finish(&PangeaTemplateStatus::default(), &timed_out, 0);
+    assert_eq!(s.in_flight_creates.len(), 2);
+    // A pod that died before reading them (a synthesized failure) does not forget them.
+    let (s, _) = finish(&s, &result("a2", ExecutionKind::Apply, Outcome::Failed), 60);
+    assert_eq!(
+        s.in_flight_creates,
+        in_flight(&["aws_ssm_parameter.app", "aws_vpc.main"])
+    );
+    // The next successful run adopted one and still names the other.
+    let settled = ExecutionResult {
+        in_flight_creates: in_flight(&["aws_vpc.main"]),
+        ..result("a3", ExecutionKind::Apply, Outcome::Succeeded)
+    };
+    let (s, _) = finish(&s, &settled, 120);
+    assert_eq!(s.in_flight_creates, in_flight(&["aws_vpc.main"]));
+    let (s, _) = finish(
+        &s,
+        &result("a4", ExecutionKind::Apply, Outcome::Succeeded),
+        180,
+    );
+    assert!(s.in_flight_creates.is_empty());
+}
