@@ -233,6 +233,32 @@ impl TestNamespace {
     {
         Api::namespaced(self.client.clone(), &self.name)
     }
+
+    /// Creates PangeaTemplate `name` with `spec` here.
+    pub async fn create_template(&self, name: &str, spec: serde_json::Value) -> Result<()> {
+        let tpl: pangea_api::PangeaTemplate = serde_json::from_value(serde_json::json!({
+            "apiVersion": "pangea.io/v1alpha1", "kind": "PangeaTemplate",
+            "metadata": {"name": name}, "spec": spec,
+        }))
+        .map_err(|e| crate::Error::Toolchain(format!("bad template: {e}")))?;
+        self.api::<pangea_api::PangeaTemplate>()
+            .create(&Default::default(), &tpl)
+            .await?;
+        Ok(())
+    }
+
+    /// Reasons of the Events about object `name` here, oldest first as listed.
+    pub async fn event_reasons(&self, name: &str) -> Result<Vec<String>> {
+        let events: Api<k8s_openapi::api::core::v1::Event> = self.api();
+        Ok(events
+            .list(&Default::default())
+            .await?
+            .items
+            .into_iter()
+            .filter(|e| e.involved_object.name.as_deref() == Some(name))
+            .filter_map(|e| e.reason)
+            .collect())
+    }
 }
 
 fn start_etcd(tools: &Toolchain, dir: &Path) -> Result<(ManagedProcess, u16)> {

@@ -10,11 +10,8 @@ use std::{
 };
 
 use anyhow::{Result, bail};
-use k8s_openapi::api::{batch::v1::Job, core::v1::Event};
-use kube::{
-    Api,
-    api::{ListParams, PostParams},
-};
+use k8s_openapi::api::batch::v1::Job;
+use kube::{Api, api::ListParams};
 use pangea_api::{PangeaTemplate, common::condition};
 use pangea_e2e::{AwsEmulator, ControlPlane, OperatorProcess, TestNamespace};
 
@@ -69,12 +66,7 @@ impl Setup {
     }
 
     async fn create(&self, name: &str, spec: serde_json::Value) -> Result<()> {
-        let tpl: PangeaTemplate = serde_json::from_value(serde_json::json!({
-            "apiVersion": "pangea.io/v1alpha1", "kind": "PangeaTemplate",
-            "metadata": {"name": name}, "spec": spec,
-        }))?;
-        self.api().create(&PostParams::default(), &tpl).await?;
-        Ok(())
+        Ok(self.ns.create_template(name, spec).await?)
     }
 
     /// Polls every second until `ok` holds for template `name`, recording executor Jobs seen.
@@ -134,15 +126,7 @@ impl Setup {
     }
 
     async fn event_reasons(&self, name: &str) -> Result<Vec<String>> {
-        let events: Api<Event> = self.ns.api();
-        Ok(events
-            .list(&Default::default())
-            .await?
-            .items
-            .into_iter()
-            .filter(|e| e.involved_object.name.as_deref() == Some(name))
-            .filter_map(|e| e.reason)
-            .collect())
+        Ok(self.ns.event_reasons(name).await?)
     }
 }
 
