@@ -240,8 +240,13 @@ async fn a_job_outlives_a_killed_operator_and_its_result_is_recorded_once() -> R
         serde_json::json!({"source": {"inline": WEB}, "pangea": {"autoApprove": true}}),
     )
     .await?;
+    // Killed once the Job runs (resumed): a launch cut short before that is another case,
+    // retried after `LAUNCH_GRACE` (unit-tested).
     let apply = s
-        .job_until("applying", |j| job_name(j).starts_with("web-apply-"))
+        .job_until("applying", |j| {
+            job_name(j).starts_with("web-apply-")
+                && j.spec.as_ref().and_then(|spec| spec.suspend) == Some(false)
+        })
         .await?;
     let id =
         apply.metadata.annotations.clone().unwrap_or_default()["pangea.io/execution-id"].clone();

@@ -24,6 +24,7 @@ use std::{
 };
 
 use futures::{FutureExt, StreamExt, future::BoxFuture};
+use jiff::Timestamp;
 use k8s_openapi::{
     api::{
         batch::v1::Job,
@@ -133,7 +134,7 @@ impl JobBackend {
             .state()
             .iter()
             .filter(|j| !j.labels().contains_key(RECORDED))
-            .filter(|j| observe::state(j, &self.pods_of(j)) == JobState::Running)
+            .filter(|j| observe::state(j, &self.pods_of(j), Timestamp::now()) == JobState::Running)
             .count();
         running + created.len()
     }
@@ -252,7 +253,7 @@ impl JobBackend {
             let Some(execution) = observe::execution_of(&job) else {
                 continue;
             };
-            match observe::state(&job, &self.pods_of(&job)) {
+            match observe::state(&job, &self.pods_of(&job), Timestamp::now()) {
                 JobState::Running => {
                     let newer = observation
                         .running

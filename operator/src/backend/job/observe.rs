@@ -63,8 +63,12 @@ pub fn execution_of(job: &Job) -> Option<Execution> {
     })
 }
 
-/// Where `job` is, given its pods.
-pub fn state(job: &Job, pods: &[Pod]) -> JobState {
+/// How long a Job may stay suspended: it is created suspended and resumed a few calls later,
+/// so one still suspended after this was left by an operator that died while launching it.
+pub const LAUNCH_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Where `job` is, given its pods, at `now`.
+pub fn state(job: &Job, pods: &[Pod], now: Timestamp) -> JobState {
     let condition = |type_: &str| {
         job.status
             .as_ref()
@@ -73,6 +77,16 @@ pub fn state(job: &Job, pods: &[Pod]) -> JobState {
     };
     if condition("Complete").is_some() {
         return JobState::Ended { failure: None };
+    }
+    if abandoned_launch(job, now) {
+        return JobState::Ended {
+            failure: Some(PodFailure {
+                reason: "LaunchInterrupted".into(),
+                message: "the operator stopped while starting this execution; it is started again"
+                    .into(),
+                transient: true,
+            }),
+        };
     }
     if let Some(failure) = pods.iter().find_map(pod_failure) {
         return JobState::Ended {
@@ -90,6 +104,12 @@ pub fn state(job: &Job, pods: &[Pod]) -> JobState {
         };
     }
     JobState::Running
+}
+
+fn abandoned_launch(job: &Job, now: Timestamp) -> bool {
+    let suspended = job.spec.as_ref().and_then(|s| s.suspend) == Some(true);
+    let created = job.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    suspended && created.is_some_and(|t| crate::schedule::add(t, LAUNCH_GRACE) < now)
 }
 
 /// A pod that ended (or cannot start) for a reason of its own.

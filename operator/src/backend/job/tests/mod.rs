@@ -25,6 +25,10 @@ fn execution() -> Execution {
     }
 }
 
+fn now() -> Timestamp {
+    Timestamp::from_second(1_749_643_300).unwrap()
+}
+
 fn owner() -> OwnerReference {
     OwnerReference {
         api_version: "pangea.io/v1alpha1".into(),
@@ -170,15 +174,18 @@ fn pod(status: serde_json::Value) -> Pod {
 #[test]
 fn every_way_a_pod_ends_is_an_end_with_its_reason() {
     let running = job_with(serde_json::json!({"active": 1}));
-    assert_eq!(state(&running, &[]), JobState::Running);
+    assert_eq!(state(&running, &[], now()), JobState::Running);
 
     let complete =
         job_with(serde_json::json!({"conditions": [{"type": "Complete", "status": "True"}]}));
-    assert_eq!(state(&complete, &[]), JobState::Ended { failure: None });
+    assert_eq!(
+        state(&complete, &[], now()),
+        JobState::Ended { failure: None }
+    );
 
     let deadline = job_with(serde_json::json!({"conditions": [
         {"type": "Failed", "status": "True", "reason": "DeadlineExceeded", "message": "Job was active longer than specified deadline"}]}));
-    let JobState::Ended { failure: Some(f) } = state(&deadline, &[]) else {
+    let JobState::Ended { failure: Some(f) } = state(&deadline, &[], now()) else {
         panic!()
     };
     assert_eq!((f.reason.as_str(), f.transient), ("DeadlineExceeded", true));
@@ -189,7 +196,7 @@ fn every_way_a_pod_ends_is_an_end_with_its_reason() {
         serde_json::json!({"containerStatuses": [{"name": "executor", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
         "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}),
     );
-    let JobState::Ended { failure: Some(f) } = state(&running, &[oom]) else {
+    let JobState::Ended { failure: Some(f) } = state(&running, &[oom], now()) else {
         panic!()
     };
     assert_eq!(f.reason, "OOMKilled");
@@ -199,7 +206,7 @@ fn every_way_a_pod_ends_is_an_end_with_its_reason() {
         serde_json::json!({"containerStatuses": [{"name": "executor", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
         "state": {"waiting": {"reason": "ErrImageNeverPull", "message": "image not present"}}}]}),
     );
-    let JobState::Ended { failure: Some(f) } = state(&running, &[image]) else {
+    let JobState::Ended { failure: Some(f) } = state(&running, &[image], now()) else {
         panic!()
     };
     assert_eq!(
@@ -211,7 +218,7 @@ fn every_way_a_pod_ends_is_an_end_with_its_reason() {
     let evicted = pod(
         serde_json::json!({"phase": "Failed", "reason": "Evicted", "message": "low on memory"}),
     );
-    let JobState::Ended { failure: Some(f) } = state(&running, &[evicted]) else {
+    let JobState::Ended { failure: Some(f) } = state(&running, &[evicted], now()) else {
         panic!()
     };
     assert_eq!(f.reason, "Evicted");
@@ -220,7 +227,7 @@ fn every_way_a_pod_ends_is_an_end_with_its_reason() {
         serde_json::json!({"containerStatuses": [{"name": "executor", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
         "state": {"waiting": {"reason": "ContainerCreating"}}}]}),
     );
-    assert_eq!(state(&running, &[pulling]), JobState::Running);
+    assert_eq!(state(&running, &[pulling], now()), JobState::Running);
 }
 
 #[test]
@@ -229,4 +236,23 @@ fn a_completed_job_without_a_result_says_so() {
     assert_eq!(result.outcome, Outcome::Failed);
     assert_eq!(result.id, execution().running.id);
     assert_eq!(result.error.unwrap().reason, "ResultMissing");
+}
+
+#[test]
+fn a_job_left_suspended_by_a_crashed_launch_ends_and_is_retried() {
+    let mut job = built(&defaults(), &PodOverrides::default());
+    job.metadata.creation_timestamp =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now()));
+    // Being launched: its inputs are on their way.
+    let soon = now() + jiff::SignedDuration::from_secs(5);
+    assert_eq!(state(&job, &[], soon), JobState::Running);
+    // Still suspended a minute later: the operator died between create and resume.
+    let later = now() + jiff::SignedDuration::from_secs(61);
+    let JobState::Ended { failure: Some(f) } = state(&job, &[], later) else {
+        panic!("a suspended Job must not wedge the template")
+    };
+    assert_eq!(
+        (f.reason.as_str(), f.transient),
+        ("LaunchInterrupted", true)
+    );
 }
