@@ -230,7 +230,12 @@ mod tests {
         let leader = p.pid();
         assert!(is_alive(leader) && is_alive(sleeper));
         p.stop();
-        // The whole group is gone, including the backgrounded sleep.
+        // The whole group is gone, including the backgrounded sleep. SIGKILL reaches the
+        // orphaned sleep asynchronously: wait for it (bounded), never for a fixed time.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while is_alive(sleeper) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         assert!(!is_alive(leader) && !is_alive(sleeper));
     }
 
