@@ -92,6 +92,16 @@ pub fn condition_status<'a>(tpl: &'a pangea_api::PangeaTemplate, type_: &str) ->
         .map(|c| c.status.as_str())
 }
 
+/// `Ready=True` and a drift check has run: a template that has settled after its apply.
+pub fn ready_and_checked(tpl: &pangea_api::PangeaTemplate) -> bool {
+    condition_status(tpl, pangea_api::common::condition::READY) == Some("True")
+        && tpl
+            .status
+            .as_ref()
+            .and_then(|s| s.drift.as_ref())
+            .is_some_and(|d| d.last_check_time.is_some())
+}
+
 pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     let context = context.into();
     move |source| Error::Io { context, source }

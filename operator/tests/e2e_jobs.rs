@@ -162,14 +162,9 @@ async fn drift_is_detected_and_remediated_through_executor_jobs() -> Result<()> 
         "driftDetection": {"interval": "1m", "autoRemediate": true, "remediationPolicy": "immediate"}
     }))
     .await?;
-    let ready = |t: &PangeaTemplate| {
-        cond(t, condition::READY) == Some("True")
-            && t.status
-                .as_ref()
-                .and_then(|s| s.drift.as_ref())
-                .is_some_and(|d| d.last_check_time.is_some())
-    };
-    let web = s.until("web", "Ready", &mut jobs, ready).await?;
+    let web = s
+        .until("web", "Ready", &mut jobs, pangea_e2e::ready_and_checked)
+        .await?;
     assert_eq!(web.status.unwrap().resources.map(|r| r.total), Some(2));
     assert!(
         jobs.iter().any(|j| j.starts_with("web-apply-")),
@@ -258,14 +253,9 @@ async fn a_job_outlives_a_killed_operator_and_its_result_is_recorded_once() -> R
     .await?;
     s.operator = Some(s.start_operator().await?);
     let mut jobs = vec![job_name(&apply).to_owned()];
-    let ready = |t: &PangeaTemplate| {
-        cond(t, condition::READY) == Some("True")
-            && t.status
-                .as_ref()
-                .and_then(|s| s.drift.as_ref())
-                .is_some_and(|d| d.last_check_time.is_some())
-    };
-    let web = s.until("web", "Ready", &mut jobs, ready).await?;
+    let web = s
+        .until("web", "Ready", &mut jobs, pangea_e2e::ready_and_checked)
+        .await?;
     let status = web.status.unwrap();
     assert_eq!(status.resources.map(|r| r.total), Some(2));
     assert_eq!(
@@ -400,13 +390,7 @@ async fn the_execution_budget_bounds_executor_pods_across_templates() -> Result<
         samples += 1;
         let mut ready = 0;
         for name in &names {
-            let tpl = s.api().get(name).await?;
-            let checked = tpl
-                .status
-                .as_ref()
-                .and_then(|st| st.drift.as_ref())
-                .is_some_and(|d| d.last_check_time.is_some());
-            if cond(&tpl, condition::READY) == Some("True") && checked {
+            if pangea_e2e::ready_and_checked(&s.api().get(name).await?) {
                 ready += 1;
             }
         }

@@ -106,11 +106,7 @@ fn cond<'a>(t: &'a PangeaTemplate, type_: &str) -> Option<&'a str> {
 }
 
 fn ready(t: &PangeaTemplate) -> bool {
-    cond(t, condition::READY) == Some("True")
-        && t.status
-            .as_ref()
-            .and_then(|s| s.drift.as_ref())
-            .is_some_and(|d| d.last_check_time.is_some())
+    pangea_e2e::ready_and_checked(t)
 }
 
 fn drifted(t: &PangeaTemplate) -> bool {
