@@ -9,6 +9,7 @@
 pub mod control_plane;
 pub mod emulator;
 pub mod images;
+pub mod job_cluster;
 pub mod jobs;
 pub mod manifests;
 pub mod node;
@@ -21,6 +22,7 @@ pub mod toolchain;
 pub use control_plane::{ControlPlane, TestNamespace};
 pub use emulator::{AwsEmulator, EmulatorKind};
 pub use images::{ExecutorVariant, Images};
+pub use job_cluster::JobCluster;
 pub use node::Node;
 pub use operator::OperatorProcess;
 pub use toolchain::Toolchain;
@@ -77,6 +79,9 @@ pub enum Error {
     /// Building the client configuration failed.
     #[error("kubeconfig: {0}")]
     Kubeconfig(String),
+    /// Something a test waited for did not happen in time.
+    #[error("timed out: {0}")]
+    TimedOut(String),
 }
 
 /// Result with the harness's error.

@@ -10,124 +10,18 @@ use std::{
 };
 
 use anyhow::{Result, bail};
-use k8s_openapi::api::batch::v1::Job;
 use kube::{Api, api::ListParams};
 use pangea_api::{PangeaTemplate, common::condition};
-use pangea_e2e::{AwsEmulator, ControlPlane, OperatorProcess, TestNamespace};
+use pangea_e2e::{
+    JobCluster,
+    job_cluster::{job_has, job_name},
+};
 
-const WAIT: Duration = Duration::from_secs(420);
+const WAIT: Duration = pangea_e2e::job_cluster::WAIT;
 
-/// Field order is drop order: the operator stops before the servers it talks to.
-struct Setup {
-    operator: Option<OperatorProcess>,
-    ns: TestNamespace,
-    aws: AwsEmulator,
-    cp: ControlPlane,
-    state: tempfile::TempDir,
-    extra: Vec<String>,
-}
-
-impl Setup {
-    async fn start(prefix: &str) -> Result<Self> {
-        Self::start_with(prefix, &[]).await
-    }
-
-    async fn start_with(prefix: &str, extra: &[&str]) -> Result<Self> {
-        let cp = ControlPlane::start_with_node().await?;
-        let aws = AwsEmulator::start()?;
-        let ns = cp.namespace(prefix).await?;
-        let state = tempfile::tempdir()?;
-        let mut s = Self {
-            operator: None,
-            ns,
-            aws,
-            cp,
-            state,
-            extra: extra.iter().map(|f| (*f).to_owned()).collect(),
-        };
-        s.operator = Some(s.start_operator().await?);
-        Ok(s)
-    }
-
-    async fn start_operator(&self) -> Result<OperatorProcess> {
-        Ok(OperatorProcess::start_with_jobs(
-            Path::new(env!("CARGO_BIN_EXE_pangea-operator")),
-            &self.cp,
-            &self.aws,
-            &self.ns.name,
-            self.state.path(),
-            &self.extra.iter().map(String::as_str).collect::<Vec<_>>(),
-        )
-        .await?)
-    }
-
-    fn api(&self) -> Api<PangeaTemplate> {
-        self.ns.api()
-    }
-
-    async fn create(&self, name: &str, spec: serde_json::Value) -> Result<()> {
-        Ok(self.ns.create_template(name, spec).await?)
-    }
-
-    /// Polls every second until `ok` holds for template `name`, recording executor Jobs seen.
-    async fn until(
-        &self,
-        name: &str,
-        what: &str,
-        jobs: &mut Vec<String>,
-        ok: impl Fn(&PangeaTemplate) -> bool,
-    ) -> Result<PangeaTemplate> {
-        let start = Instant::now();
-        loop {
-            for job in self.jobs().await? {
-                let name = job.metadata.name.unwrap_or_default();
-                if !jobs.contains(&name) {
-                    jobs.push(name);
-                }
-            }
-            let tpl = self.api().get(name).await?;
-            if ok(&tpl) {
-                return Ok(tpl);
-            }
-            if start.elapsed() > WAIT {
-                let log = self
-                    .operator
-                    .as_ref()
-                    .map(|o| o.log_tail(60))
-                    .unwrap_or_default();
-                let node = self.cp.node().map(|n| n.log_tails(20)).unwrap_or_default();
-                bail!(
-                    "{name}: not {what} after {}s; status: {:#?}\njobs: {jobs:?}\noperator log:\n{log}\nnode:\n{node}",
-                    WAIT.as_secs(),
-                    tpl.status
-                );
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    }
-
-    /// Polls every second until a Job satisfies `ok`; returns it.
-    async fn job_until(&self, what: &str, ok: impl Fn(&Job) -> bool) -> Result<Job> {
-        let start = Instant::now();
-        loop {
-            if let Some(job) = self.jobs().await?.into_iter().find(|j| ok(j)) {
-                return Ok(job);
-            }
-            if start.elapsed() > WAIT {
-                bail!("no Job {what} after {}s", WAIT.as_secs());
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    }
-
-    async fn jobs(&self) -> Result<Vec<Job>> {
-        let jobs: Api<Job> = self.ns.api();
-        Ok(jobs.list(&ListParams::default()).await?.items)
-    }
-
-    async fn event_reasons(&self, name: &str) -> Result<Vec<String>> {
-        Ok(self.ns.event_reasons(name).await?)
-    }
+async fn start(prefix: &str, extra: &[&str]) -> Result<JobCluster> {
+    let binary = Path::new(env!("CARGO_BIN_EXE_pangea-operator"));
+    Ok(JobCluster::start(binary, prefix, extra).await?)
 }
 
 fn cond<'a>(t: &'a PangeaTemplate, type_: &str) -> Option<&'a str> {
@@ -155,7 +49,7 @@ end
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the bootstrapped harness with a node: scripts/test.sh runs it"]
 async fn drift_is_detected_and_remediated_through_executor_jobs() -> Result<()> {
-    let s = Setup::start("jobs").await?;
+    let s = start("jobs", &[]).await?;
     let mut jobs = Vec::new();
     s.create("web", serde_json::json!({
         "source": {"inline": WEB}, "pangea": {"autoApprove": true},
@@ -212,24 +106,10 @@ async fn drift_is_detected_and_remediated_through_executor_jobs() -> Result<()> 
     Ok(())
 }
 
-fn job_name(job: &Job) -> &str {
-    job.metadata.name.as_deref().unwrap_or_default()
-}
-
-fn complete(job: &Job) -> bool {
-    job.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c.type_ == "Complete" && c.status == "True")
-        })
-}
-
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the bootstrapped harness with a node: scripts/test.sh runs it"]
 async fn a_job_outlives_a_killed_operator_and_its_result_is_recorded_once() -> Result<()> {
-    let mut s = Setup::start("jobs-crash").await?;
+    let mut s = start("jobs-crash", &[]).await?;
     s.create(
         "web",
         serde_json::json!({"source": {"inline": WEB}, "pangea": {"autoApprove": true}}),
@@ -248,7 +128,7 @@ async fn a_job_outlives_a_killed_operator_and_its_result_is_recorded_once() -> R
     // kill -9: the Job runs in its own pod and does not care.
     s.operator.take().expect("operator").kill_hard();
     s.job_until("completed while the operator was down", |j| {
-        job_name(j) == job_name(&apply) && complete(j)
+        job_name(j) == job_name(&apply) && job_has(j, "Complete")
     })
     .await?;
     s.operator = Some(s.start_operator().await?);
@@ -295,7 +175,7 @@ const DATA: &str =
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the bootstrapped harness with a node: scripts/test.sh runs it"]
 async fn a_missing_executor_image_is_named_and_the_template_recovers_once_fixed() -> Result<()> {
-    let s = Setup::start("jobs-image").await?;
+    let s = start("jobs-image", &[]).await?;
     s.create(
         "data",
         serde_json::json!({"source": {"inline": DATA}, "pangea": {"autoApprove": true},
@@ -361,7 +241,7 @@ async fn a_missing_executor_image_is_named_and_the_template_recovers_once_fixed(
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the bootstrapped harness with a node: scripts/test.sh runs it"]
 async fn the_execution_budget_bounds_executor_pods_across_templates() -> Result<()> {
-    let s = Setup::start_with("jobs-budget", &["--max-concurrent-executions", "4"]).await?;
+    let s = start("jobs-budget", &["--max-concurrent-executions", "4"]).await?;
     let names: Vec<String> = (0..20).map(|i| format!("data-{i}")).collect();
     for name in &names {
         s.create(
