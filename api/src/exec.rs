@@ -101,6 +101,38 @@ pub struct Request {
     /// with the workspace's own journal.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub in_flight_creates: Vec<InFlightCreate>,
+    /// The apply interrupted since the last successful one (its execution id). Plan ids made
+    /// while it is set are bound to it too, so an approval given before the interruption can
+    /// never apply again: a person approves the plan made after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted_apply: Option<String>,
+}
+
+/// What an execution in a pod records before the steps a sudden death would leave unfinished,
+/// so the operator can tell what the dead pod left behind: published next to the result
+/// (`progress.json` in the result ConfigMap) and overwritten as the execution goes on.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    /// Creates the running apply may have in flight (its plan's creates plus those carried).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub in_flight_creates: Vec<InFlightCreate>,
+    /// Where the state lock lives, when the operator can read it (the `kubernetes` backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_lock: Option<StateLockRef>,
+}
+
+/// A state lock the operator can inspect.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum StateLockRef {
+    /// The `kubernetes` backend's Lease (`lock-tfstate-<workspace>-<suffix>`).
+    KubernetesLease {
+        /// Namespace of the Lease.
+        namespace: String,
+        /// Name of the Lease.
+        name: String,
+    },
 }
 
 /// Where the template file comes from, as given to the executor.

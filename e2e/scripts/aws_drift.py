@@ -12,6 +12,7 @@ straight through the AWS API (boto3), behind Terraform's back. Used by e2e tests
     python aws_drift.py count-vpcs CIDR                    # prints how many exist
     python aws_drift.py count-zones ZONE_NAME              # prints how many exist
     python aws_drift.py count-parameters NAME              # prints how many exist (0 or 1)
+    python aws_drift.py count-parameters-under PREFIX      # prints how many names start so
     python aws_drift.py put-parameter NAME                 # a SecureString made outside Terraform
     python aws_drift.py delete-all KIND VALUE              # vpc CIDR | group NAME | zone NAME
     python aws_drift.py create-state-store BUCKET TABLE    # state bucket + DynamoDB lock table
@@ -111,6 +112,12 @@ def count_parameters(name):
     print(len(found["Parameters"]))
 
 
+def count_parameters_under(prefix):
+    pages = client("ssm").get_paginator("describe_parameters").paginate(
+        ParameterFilters=[{"Key": "Name", "Option": "BeginsWith", "Values": [prefix]}])
+    print(sum(len(page["Parameters"]) for page in pages))
+
+
 def put_parameter(name):
     client("ssm").put_parameter(Name=name, Type="SecureString", Value="made-outside-terraform")
 
@@ -148,6 +155,7 @@ COMMANDS = {
     "count-vpcs": count_vpcs,
     "count-zones": count_zones,
     "count-parameters": count_parameters,
+    "count-parameters-under": count_parameters_under,
     "delete-all": delete_all,
     "put-parameter": put_parameter,
     "create-state-store": create_state_store,

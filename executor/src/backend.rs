@@ -4,7 +4,10 @@
 
 use std::path::PathBuf;
 
-use pangea_api::template::{KubernetesState, S3State, StateBackend};
+use pangea_api::{
+    exec::StateLockRef,
+    template::{KubernetesState, S3State, StateBackend},
+};
 use serde_json::{Map, Value, json};
 
 /// What a `kubernetes` backend needs besides the spec.
@@ -47,6 +50,34 @@ fn kubernetes(spec: &KubernetesState, ctx: &KubernetesContext) -> Value {
         None => cfg.insert("in_cluster_config".into(), true.into()),
     };
     Value::Object(cfg)
+}
+
+/// The Lease that locks a `kubernetes` backend's state, from the compiled document's
+/// `terraform.backend` (object or list form); `None` for other backends. Terraform names it
+/// `lock-tfstate-<workspace>-<suffix>`; executions use the `default` workspace, and the
+/// backend's own namespace default is `default` too.
+pub fn state_lock(document: &Value) -> Option<StateLockRef> {
+    let terraform = document.get("terraform")?;
+    let blocks: Vec<&Value> = match terraform {
+        Value::Array(items) => items.iter().collect(),
+        other => vec![other],
+    };
+    let config = blocks
+        .iter()
+        .find_map(|b| b.pointer("/backend/kubernetes"))
+        .map(|k| match k {
+            Value::Array(items) => items.first().unwrap_or(&Value::Null),
+            other => other,
+        })?;
+    let suffix = config.get("secret_suffix")?.as_str()?;
+    let namespace = config
+        .get("namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    Some(StateLockRef::KubernetesLease {
+        namespace: namespace.to_owned(),
+        name: format!("lock-tfstate-default-{suffix}"),
+    })
 }
 
 /// The Secret is named `tfstate-<workspace>-<suffix>`: keep the suffix a valid DNS label part.
@@ -195,6 +226,29 @@ mod tests {
             v,
             json!({"kubernetes": {"secret_suffix": "team-web-app-state", "namespace": "team", "in_cluster_config": true}})
         );
+    }
+
+    #[test]
+    fn the_lock_lease_of_a_kubernetes_backend_is_found_in_either_form() {
+        let lease = |namespace: &str, name: &str| {
+            Some(StateLockRef::KubernetesLease {
+                namespace: namespace.into(),
+                name: name.into(),
+            })
+        };
+        let object = json!({"terraform": {"backend": {"kubernetes": {"secret_suffix": "web-state", "namespace": "team"}}}});
+        assert_eq!(
+            state_lock(&object),
+            lease("team", "lock-tfstate-default-web-state")
+        );
+        let list = json!({"terraform": [{"required_providers": {}}, {"backend": {"kubernetes": [{"secret_suffix": "x"}]}}]});
+        assert_eq!(
+            state_lock(&list),
+            lease("default", "lock-tfstate-default-x")
+        );
+        let s3 = json!({"terraform": {"backend": {"s3": {"bucket": "b"}}}});
+        assert_eq!(state_lock(&s3), None);
+        assert_eq!(state_lock(&json!({"resource": {}})), None);
     }
 
     #[test]

@@ -18,6 +18,9 @@ use serde::Serialize;
 pub const RESULT_KEY: &str = "result.json.gz";
 /// ConfigMap `data` key of the one-line summary.
 pub const SUMMARY_KEY: &str = "summary";
+/// Key of the execution's [`pangea_api::exec::Progress`] (plain JSON), written before the
+/// result, while the execution runs.
+pub const PROGRESS_KEY: &str = "progress.json";
 /// Largest encoded result. The apiserver refuses a ConfigMap whose `data` and `binaryData`
 /// (counted decoded) exceed 1 MiB together; the rest leaves room for the summary.
 pub const MAX_ENCODED_BYTES: usize = 900 * 1024;

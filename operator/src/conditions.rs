@@ -101,6 +101,22 @@ pub fn bound(s: &str, max: usize) -> String {
     out
 }
 
+/// `s` cut to at most `max` bytes at a character boundary, marked with `…` when cut: the
+/// apiserver limits an Event's note to 1024 bytes and rejects the whole Event beyond.
+pub fn bound_bytes(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Longest Event note the apiserver accepts, in bytes.
+pub const MAX_EVENT_NOTE_BYTES: usize = 1024;
+
 fn rank(type_: &str) -> (usize, &str) {
     let known = ORDER.iter().position(|t| *t == type_);
     (known.unwrap_or(ORDER.len()), type_)
@@ -302,5 +318,14 @@ mod tests {
         assert_eq!(bound("äöü", 3), "äöü");
         assert_eq!(bound("äöüß", 3), "äö…");
         assert_eq!(bound("", 0), "");
+    }
+
+    #[test]
+    fn event_notes_are_cut_in_bytes_at_a_character_boundary() {
+        let long = "é".repeat(700);
+        let cut = bound_bytes(&long, MAX_EVENT_NOTE_BYTES);
+        assert!(cut.len() <= MAX_EVENT_NOTE_BYTES, "{}", cut.len());
+        assert!(cut.ends_with('…'));
+        assert_eq!(bound_bytes("short", MAX_EVENT_NOTE_BYTES), "short");
     }
 }

@@ -129,7 +129,10 @@ impl Context {
                     EventType::Normal
                 },
                 reason: emit.reason.to_owned(),
-                note: Some(emit.note.clone()),
+                note: Some(crate::conditions::bound_bytes(
+                    &emit.note,
+                    crate::conditions::MAX_EVENT_NOTE_BYTES,
+                )),
                 action: "Reconcile".into(),
                 secondary: None,
             };

@@ -77,6 +77,10 @@ pub fn build(
             .as_ref()
             .map(|s| s.in_flight_creates.clone())
             .unwrap_or_default(),
+        interrupted_apply: tpl
+            .status
+            .as_ref()
+            .and_then(|s| s.interrupted_apply.clone()),
     };
     Ok((request, files))
 }

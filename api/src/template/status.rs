@@ -60,6 +60,11 @@ pub struct PangeaTemplateStatus {
     /// or names what they left outside state (an executor pod keeps no workspace).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub in_flight_creates: Vec<crate::exec::InFlightCreate>,
+    /// An apply that was interrupted (its pod died, or it hit its deadline) since the last
+    /// successful apply. Plans made meanwhile get ids of their own, so an approval given
+    /// before the interruption cannot apply again; cleared by a successful apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted_apply: Option<String>,
 }
 
 /// Managed resources.

@@ -227,6 +227,13 @@ impl Ctr {
             .collect())
     }
 
+    /// SIGKILL to the main process of container `id` (a pod's `containerID` without its
+    /// `containerd://` prefix): the container dies with everything in it, as on a crash.
+    pub fn kill_task(&self, id: &str) -> Result<()> {
+        self.run(&["tasks", "kill", "--signal", "SIGKILL", id])
+            .map(|_| ())
+    }
+
     /// Host PIDs of the tasks' main processes.
     pub fn task_pids(&self) -> Result<Vec<u32>> {
         // `TASK PID STATUS` with a header line.

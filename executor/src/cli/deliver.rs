@@ -11,8 +11,11 @@ use kube::{
     Api, Client, Config,
     api::{Patch, PatchParams},
 };
-use pangea_api::exec::ExecutionResult;
-use pangea_executor::result_codec::{self, RESULT_KEY, SUMMARY_KEY};
+use pangea_api::exec::{ExecutionResult, Progress};
+use pangea_executor::{
+    execute::{ProgressSink, SinkFuture},
+    result_codec::{self, PROGRESS_KEY, RESULT_KEY, SUMMARY_KEY},
+};
 
 /// Where a pod finds its own namespace when `POD_NAMESPACE` is not set.
 const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -44,6 +47,36 @@ pub async fn deliver(
         .await
         .map_err(plain)
         .with_context(|| format!("patching ConfigMap {namespace}/{name}"))
+}
+
+/// Publishes an execution's progress into its result ConfigMap (key
+/// [`result_codec::PROGRESS_KEY`]), so the operator learns what a pod that dies leaves behind.
+pub struct ConfigMapProgress {
+    api: Api<ConfigMap>,
+    name: String,
+}
+
+impl ConfigMapProgress {
+    /// The sink for ConfigMap `name` of `namespace` (default: the pod's own).
+    pub async fn new(name: &str, namespace: Option<String>) -> anyhow::Result<Self> {
+        let namespace = namespace.map_or_else(own_namespace, Ok)?;
+        Ok(Self {
+            api: Api::namespaced(client().await?, &namespace),
+            name: name.to_owned(),
+        })
+    }
+}
+
+impl ProgressSink for ConfigMapProgress {
+    fn publish<'a>(&'a self, progress: &'a Progress) -> SinkFuture<'a> {
+        Box::pin(async move {
+            let json = serde_json::to_string(progress).map_err(|e| e.to_string())?;
+            let patch = Patch::Merge(serde_json::json!({"data": { PROGRESS_KEY: json }}));
+            patch_with_retries(&self.api, &self.name, &patch)
+                .await
+                .map_err(|e| plain(e).to_string())
+        })
+    }
 }
 
 /// The apiserver's own words (kube's rendering of a Status repeats it three times).

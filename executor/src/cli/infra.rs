@@ -202,6 +202,7 @@ impl InfraArgs {
                 adopt_orphans: !self.no_adopt_orphans,
             },
             compliance_profiles: Vec::new(),
+            interrupted_apply: None,
             in_flight_creates: self
                 .in_flight_create
                 .iter()

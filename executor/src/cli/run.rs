@@ -61,7 +61,18 @@ impl RunArgs {
                 trigger.cancel();
             }
         });
-        let result = executor.execute(&request, cancel).await;
+        // Without a place for progress, an apply in a pod would not start (its creates could
+        // not be recorded): a sink that cannot be built fails the run like a lost delivery.
+        let sink = match &result_configmap {
+            Some(name) => {
+                Some(deliver::ConfigMapProgress::new(name, result_namespace.clone()).await?)
+            }
+            None => None,
+        };
+        let sink = sink
+            .as_ref()
+            .map(|s| s as &dyn pangea_executor::execute::ProgressSink);
+        let result = executor.execute_recording(&request, cancel, sink).await;
         // The summary first: it is local and cheap, and must be there even when delivery fails.
         if let Some(path) = &termination_log {
             write_termination_log(path, &result);

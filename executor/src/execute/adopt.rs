@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::{ExecError, RunContext, kinds::make_plan, prepare::Prepared};
 use crate::{
     orphans::{self, Import, journal::Journal},
-    report::StateV4,
+    report::{self, StateV4},
     terraform::TerraformError,
 };
 
@@ -27,8 +27,21 @@ pub(super) struct Planned {
     pub adopting: Vec<AdoptedOrphan>,
 }
 
-/// The saved plan of this run, importing what the journal says may exist outside state.
+/// The saved plan of this run, importing what the journal says may exist outside state; its
+/// id is bound to the request's interrupted apply, if any (see [`report::after_interruption`]).
 pub(super) async fn plan_adopting(
+    req: &Request,
+    p: &Prepared,
+    ctx: &RunContext<'_>,
+) -> Result<Planned, ExecError> {
+    let mut planned = plan_adopting_unbound(req, p, ctx).await?;
+    if let Some(apply) = &req.interrupted_apply {
+        planned.plan.id = report::after_interruption(&planned.plan.id, apply);
+    }
+    Ok(planned)
+}
+
+async fn plan_adopting_unbound(
     req: &Request,
     p: &Prepared,
     ctx: &RunContext<'_>,
@@ -60,10 +73,11 @@ pub(super) async fn plan_adopting(
             .write_imports(Some(&orphans::import_blocks(&imports)))?;
         match make_plan(p, ctx).await {
             Ok(made) => return Ok(planned(made, &imports)),
-            Err(ExecError::Terraform(TerraformError::Failed { summary, .. }))
-                if !orphans::never_created(&summary, &imports).is_empty() =>
+            // Every failed import has its own diagnostic: read them all, not the summary's few.
+            Err(ExecError::Terraform(TerraformError::Failed { detail, .. }))
+                if !orphans::never_created(&detail, &imports).is_empty() =>
             {
-                let gone: Vec<String> = orphans::never_created(&summary, &imports)
+                let gone: Vec<String> = orphans::never_created(&detail, &imports)
                     .into_iter()
                     .map(|i| i.create.address.clone())
                     .collect();

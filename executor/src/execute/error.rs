@@ -67,6 +67,9 @@ pub enum ExecError {
     /// Importing orphans kept failing.
     #[error("{0}")]
     Adoption(String),
+    /// Progress could not be recorded outside the pod, so the apply did not start.
+    #[error("{0}")]
+    Progress(String),
     /// The request asks for something this executor does not do yet.
     #[error("{0}")]
     Unsupported(String),
@@ -113,6 +116,7 @@ impl ExecError {
             Self::Journal(_) => "WorkspaceError",
             Self::Orphans(_) => "OrphansFound",
             Self::Adoption(_) => "AdoptionFailed",
+            Self::Progress(_) => "ProgressUnrecorded",
             Self::Unsupported(_) => "Unsupported",
         }
     }
@@ -122,7 +126,11 @@ impl ExecError {
         match self {
             Self::Source(e) => e.is_transient(),
             Self::Terraform(e) => e.is_transient(),
-            Self::Compiler(_) | Self::Workspace(_) | Self::Journal(_) | Self::Adoption(_) => true,
+            Self::Compiler(_)
+            | Self::Workspace(_)
+            | Self::Journal(_)
+            | Self::Adoption(_)
+            | Self::Progress(_) => true,
             _ => false,
         }
     }

@@ -72,7 +72,8 @@ pub(super) async fn apply(
     let session = ctx.session(p);
     if plan.has_changes() || !planned.adopting.is_empty() {
         let journal = Journal::new(p.workspace.dir());
-        journal.before_apply(orphans::planned_creates(&planned.shown))?;
+        let listed = journal.before_apply(orphans::planned_creates(&planned.shown))?;
+        ctx.progress.in_flight(listed).await?;
         let applied = session
             .apply_plan_logged(&p.workspace.path(PLAN), &p.workspace.path(APPLY_LOG))
             .await;

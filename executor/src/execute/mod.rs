@@ -7,6 +7,7 @@ mod adopt;
 mod error;
 mod kinds;
 mod prepare;
+mod progress;
 
 use std::{
     path::PathBuf,
@@ -16,7 +17,10 @@ use std::{
 use pangea_api::exec::{ExecutionKind, ExecutionResult, InFlightCreate, Outcome, Request};
 use tokio_util::sync::CancellationToken;
 
-pub use self::error::ExecError;
+pub use self::{
+    error::ExecError,
+    progress::{ProgressSink, SinkFuture},
+};
 use crate::{compile::Compiler, orphans::journal::Journal, scrub::Scrubber, workspace::Workspace};
 
 /// Machine-level settings shared by every execution.
@@ -41,6 +45,7 @@ pub(crate) struct RunContext<'a> {
     deadline: Instant,
     cancel: CancellationToken,
     scrub: &'a Scrubber,
+    progress: progress::Recorder<'a>,
 }
 
 impl RunContext<'_> {
@@ -63,8 +68,19 @@ struct Produced {
 impl Executor {
     /// Runs `req` to completion, its deadline, or `cancel`. Never panics on bad input; every
     /// failure is in the result.
-    #[tracing::instrument(skip_all, fields(id = %req.id, template = %req.template, kind = req.kind.as_str()))]
     pub async fn execute(&self, req: &Request, cancel: CancellationToken) -> ExecutionResult {
+        self.execute_recording(req, cancel, None).await
+    }
+
+    /// [`Executor::execute`], publishing its [`pangea_api::exec::Progress`] to `sink` on the
+    /// way (a Job pod's result ConfigMap), so a sudden death leaves a trace outside the pod.
+    #[tracing::instrument(skip_all, fields(id = %req.id, template = %req.template, kind = req.kind.as_str()))]
+    pub async fn execute_recording(
+        &self,
+        req: &Request,
+        cancel: CancellationToken,
+        sink: Option<&dyn ProgressSink>,
+    ) -> ExecutionResult {
         let started = Instant::now();
         let (sensitive, scrub) = match read_sensitive(req) {
             Ok(values) => {
@@ -77,11 +93,13 @@ impl Executor {
             deadline: started + Duration::from_secs(req.timeout_seconds),
             cancel,
             scrub: &scrub,
+            progress: progress::Recorder::new(sink),
         };
         let mut revision = None;
         let run = async {
             self.journal_handed_back(req)?;
             let prepared = self.prepare(req, &sensitive, &ctx).await?;
+            ctx.progress.lock(prepared.state_lock.clone()).await;
             revision = Some(prepared.revision.clone());
             self.run_kind(req, &prepared, &ctx).await
         };

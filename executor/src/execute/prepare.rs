@@ -25,6 +25,8 @@ pub struct Prepared {
     pub terraform: Terraform,
     /// Environment for every command: sensitive variables as `TF_VAR_*`.
     pub env: Vec<(OsString, OsString)>,
+    /// The state lock terraform takes, when the operator can read it.
+    pub state_lock: Option<pangea_api::exec::StateLockRef>,
 }
 
 impl Executor {
@@ -67,6 +69,8 @@ impl Executor {
             revision: fetched.revision,
             terraform,
             env,
+            // The compiled document carries whichever backend won.
+            state_lock: backend::state_lock(&document),
         };
         self.init_if_needed(&prepared, &document, backend.as_ref(), ctx)
             .await?;

@@ -61,15 +61,21 @@ impl<'a> Journal<'a> {
         Ok(merge(file.carried, file.creates))
     }
 
-    /// Records the plan's creates; called right before `apply`.
-    pub fn before_apply(&self, creates: Vec<InFlightCreate>) -> Result<(), JournalError> {
+    /// Records the plan's creates; called right before `apply`. Returns everything that may
+    /// be in flight from now on (the plan's creates and those carried from earlier).
+    pub fn before_apply(
+        &self,
+        creates: Vec<InFlightCreate>,
+    ) -> Result<Vec<InFlightCreate>, JournalError> {
         let carried = self.pending()?;
         self.remove(APPLY_LOG)?;
+        let listed = merge(carried.clone(), creates.clone());
         self.write(&File {
             narrowed: false,
             creates,
             carried,
-        })
+        })?;
+        Ok(listed)
     }
 
     /// The apply ended on its own (success or failure): nothing is in flight.

@@ -24,7 +24,10 @@ use std::path::PathBuf;
 
 pub use self::{
     drift::{DriftOptions, ReportBounds, build_drift_report},
-    plan::{DEFAULT_MAX_CHANGES, build_plan_report, plan_content, plan_id, stamp_plan},
+    plan::{
+        DEFAULT_MAX_CHANGES, after_interruption, build_plan_report, plan_content, plan_id,
+        stamp_plan,
+    },
     planfile::{PREV_STATE, REFRESHED_STATE, read_states},
     render::REDACTED,
     severity::UNCLASSIFIED,

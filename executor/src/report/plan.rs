@@ -155,6 +155,16 @@ pub fn plan_id(plan_content: &[u8], lineage: &str, serial: i64, source_revision:
     hex::encode(hasher.finalize())
 }
 
+/// `id` bound to an apply that was interrupted since the last successful one as well. Such
+/// an apply may have changed the cloud without a trace in state (a dead pod writes nothing),
+/// so the same changes against the same state are not the same decision any more: a person
+/// reviews the plan made after the interruption and approves its own id.
+pub fn after_interruption(id: &str, interrupted_apply: &str) -> String {
+    plan_id(id.as_bytes(), INTERRUPTED_DOMAIN, 0, interrupted_apply)
+}
+
+const INTERRUPTED_DOMAIN: &str = "after-interrupted-apply";
+
 #[cfg(test)]
 mod tests {
     use rstest::rstest;
@@ -214,6 +224,20 @@ mod tests {
         let report = build_plan_report(&json!({"format_version": "1.2"}), 10);
         assert_eq!(report, PlanReport::default());
         assert!(!report.has_changes());
+    }
+
+    #[test]
+    fn a_plan_after_an_interrupted_apply_has_an_id_of_its_own() {
+        let id = plan_id(b"plan", "lineage", 7, "rev");
+        let bound = after_interruption(&id, "team.web.apply.1");
+        assert_ne!(bound, id);
+        assert_eq!(
+            bound,
+            after_interruption(&id, "team.web.apply.1"),
+            "deterministic"
+        );
+        assert_ne!(bound, after_interruption(&id, "team.web.apply.2"));
+        assert_eq!(bound.len(), id.len());
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub enum TerraformError {
         command: String,
         /// Scrubbed error text.
         summary: String,
+        /// All of terraform's error output, scrubbed and bounded: for callers that must read
+        /// every diagnostic (one per failed import), not just the first few in `summary`.
+        detail: String,
     },
     /// Waiting for another `init` on the shared plugin cache failed or timed out.
     #[error(transparent)]
@@ -290,9 +293,11 @@ impl<'a> Session<'a> {
         let summary = self
             .scrub
             .scrub(&summarize(&stderr, &String::from_utf8_lossy(&done.stdout)));
+        let detail = self.scrub.scrub(bounded_head(&stderr, MAX_DETAIL_BYTES));
         Err(TerraformError::Failed {
             command: format!("{} {command}", self.binary_name()),
             summary,
+            detail,
         })
     }
 
@@ -339,6 +344,21 @@ impl<'a> Session<'a> {
 }
 
 /// The part of terraform's output a person needs: its `Error:` blocks, else the last lines.
+/// Error output kept in [`TerraformError::Failed`]'s `detail`: a few hundred diagnostics.
+const MAX_DETAIL_BYTES: usize = 256 * 1024;
+
+/// The first `max` bytes of `text`, cut at a character boundary.
+fn bounded_head(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 fn summarize(stderr: &str, stdout: &str) -> String {
     let text = if stderr.trim().is_empty() {
         stdout
@@ -385,11 +405,13 @@ mod tests {
         let err = TerraformError::Failed {
             command: "terraform plan".into(),
             summary: "Error: Error acquiring the state lock".into(),
+            detail: String::new(),
         };
         assert!(err.is_transient());
         let err = TerraformError::Failed {
             command: "terraform plan".into(),
             summary: "Error: Unsupported argument".into(),
+            detail: String::new(),
         };
         assert!(!err.is_transient());
     }

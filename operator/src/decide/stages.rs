@@ -125,6 +125,10 @@ fn retry_apply(f: &Facts, a: &mut Agenda) {
         f.remediation_may_apply_now()
     };
     if !wanted {
+        // The interrupted apply's plan is void: publish the one made after it, for approval.
+        if f.o.status.interrupted_apply.is_some() && f.pending_plan().is_none() {
+            a.run(execute(ExecutionKind::Plan, Trigger::Retry, None));
+        }
         return;
     }
     match f.apply_hold() {

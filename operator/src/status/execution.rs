@@ -64,6 +64,31 @@ pub(super) fn in_flight(c: &mut Change, f: &Finished) {
     list.dedup();
 }
 
+/// An apply that may have changed the cloud without recording it (its pod died, or it hit
+/// its deadline) voids the plan it applied and binds the plans made after it
+/// (`interruptedApply`, see the request's field of that name), so an approval given before
+/// cannot apply again. A successful apply ends that.
+pub(super) fn interruption(c: &mut Change, f: &Finished) {
+    let r = f.result;
+    if r.kind != ExecutionKind::Apply {
+        return;
+    }
+    let interrupted = r.outcome == Outcome::TimedOut
+        || (r.outcome == Outcome::Failed
+            && r.error.as_ref().is_some_and(|e| e.reason == INTERRUPTED));
+    if r.outcome == Outcome::Succeeded {
+        c.status.interrupted_apply = None;
+    } else if interrupted {
+        c.status.interrupted_apply = Some(r.id.clone());
+        if let Some(plan) = c.status.plan.as_mut() {
+            plan.pending = false;
+        }
+    }
+}
+
+/// Reason of an apply whose executor pod died before reporting.
+pub const INTERRUPTED: &str = "ApplyInterrupted";
+
 /// Plans and applies evaluate the spec: they move `observedGeneration` (whatever the
 /// outcome, so `decide` tells "not tried yet" from "tried and failed"), the reconcile times
 /// and the source revision.

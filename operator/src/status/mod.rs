@@ -11,6 +11,7 @@
 
 mod drift;
 mod execution;
+pub use execution::INTERRUPTED;
 mod plan;
 #[cfg(test)]
 mod tests;
@@ -129,6 +130,7 @@ pub fn on_finished(
     };
     execution::record(&mut c, &ctx);
     execution::in_flight(&mut c, &ctx);
+    execution::interruption(&mut c, &ctx);
     match result.outcome {
         Outcome::Succeeded => match result.kind {
             ExecutionKind::Plan => plan::planned(&mut c, &ctx),

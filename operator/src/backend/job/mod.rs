@@ -14,6 +14,7 @@
 //! A deleted template's Jobs are deleted.
 
 pub mod build;
+pub mod lock;
 pub mod observe;
 #[cfg(test)]
 mod tests;
@@ -41,7 +42,11 @@ use kube::{
         watcher,
     },
 };
-use pangea_api::{PangeaTemplate, exec::Request};
+use pangea_api::{
+    PangeaTemplate,
+    exec::{ExecutionResult, Progress, Request},
+};
+use pangea_executor::result_codec;
 use tokio::sync::mpsc;
 
 pub use self::build::{PodDefaults, PodOverrides};
@@ -264,9 +269,13 @@ impl JobBackend {
                     }
                 }
                 JobState::Ended { failure } => {
-                    let result = match self.delivered(&job).await {
+                    let (delivered, progress) = self.delivered(&job).await;
+                    let result = match delivered {
                         Some(result) => result,
-                        None => observe::undelivered(&execution, failure.as_ref()),
+                        None => {
+                            let remains = self.remains(&job, failure.as_ref(), progress).await;
+                            observe::undelivered(&execution, failure.as_ref(), &remains)
+                        }
                     };
                     observation.finished.push(Finished { execution, result });
                 }
@@ -278,24 +287,58 @@ impl JobBackend {
         observation
     }
 
-    /// The result the executor patched into the Job's result ConfigMap, if any.
-    async fn delivered(&self, job: &Job) -> Option<pangea_api::exec::ExecutionResult> {
+    /// The result the executor patched into the Job's result ConfigMap, if any, and the
+    /// progress it recorded on the way.
+    async fn delivered(&self, job: &Job) -> (Option<ExecutionResult>, Option<Progress>) {
         let maps: Api<ConfigMap> =
             Api::namespaced(self.client.clone(), &job.namespace().unwrap_or_default());
-        let map = maps
+        let Some(map) = maps
             .get_opt(&build::result_name(&job.name_any()))
             .await
             .inspect_err(|e| tracing::warn!(error = %e, "reading a result ConfigMap"))
-            .ok()??;
-        let bytes = map
-            .binary_data
-            .as_ref()?
-            .get(pangea_executor::result_codec::RESULT_KEY)?;
-        pangea_executor::result_codec::decode(&bytes.0)
-            .inspect_err(
-                |e| tracing::warn!(error = %e, job = %job.name_any(), "undecodable result"),
-            )
             .ok()
+            .flatten()
+        else {
+            return (None, None);
+        };
+        let result = map
+            .binary_data
+            .as_ref()
+            .and_then(|b| b.get(result_codec::RESULT_KEY))
+            .and_then(|bytes| {
+                result_codec::decode(&bytes.0)
+                    .inspect_err(
+                        |e| tracing::warn!(error = %e, job = %job.name_any(), "undecodable result"),
+                    )
+                    .ok()
+            });
+        let progress = map
+            .data
+            .as_ref()
+            .and_then(|d| d.get(result_codec::PROGRESS_KEY))
+            .and_then(|text| serde_json::from_str(text).ok());
+        (result, progress)
+    }
+
+    /// What a pod that delivered nothing left: its recorded progress and, when it may have
+    /// run terraform, its state lock — released if the dead pod took it.
+    async fn remains(
+        &self,
+        job: &Job,
+        failure: Option<&observe::PodFailure>,
+        progress: Option<Progress>,
+    ) -> observe::Remains {
+        let lock = match progress.as_ref().and_then(|p| p.state_lock.as_ref()) {
+            Some(at) if observe::may_have_run(failure) => {
+                let pod = observe::dead_pod(job, &self.pods_of(job), Timestamp::now());
+                Some(lock::settle(&self.client, at, &pod).await)
+            }
+            None if progress.is_none() && observe::may_have_run(failure) => {
+                Some(lock::LockState::NotTaken)
+            }
+            _ => None,
+        };
+        observe::Remains { progress, lock }
     }
 
     /// Marks `jobs` recorded and removes their secrets; the Jobs expire with their TTL. A Job

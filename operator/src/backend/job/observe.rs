@@ -6,9 +6,12 @@
 
 use jiff::Timestamp;
 use k8s_openapi::api::{batch::v1::Job, core::v1::Pod};
-use pangea_api::exec::{ExecutionError, ExecutionKind, ExecutionResult, Outcome};
+use pangea_api::exec::{ExecutionError, ExecutionKind, ExecutionResult, Outcome, Progress};
 
-use super::build::{EXECUTION_ID, GENERATION, KIND, STARTED, TRIGGER};
+use super::{
+    build::{EXECUTION_ID, GENERATION, KIND, STARTED, TRIGGER},
+    lock::{DeadPod, LockState},
+};
 use crate::{
     core::Execution,
     decide::{RunningExecution, Trigger},
@@ -135,17 +138,170 @@ fn pod_failure(pod: &Pod) -> Option<PodFailure> {
         });
     }
     let terminated = state.terminated.as_ref()?;
-    (terminated.reason.as_deref() == Some("OOMKilled")).then(|| PodFailure {
-        reason: "OOMKilled".into(),
-        message: "the executor pod ran out of memory; raise spec.executor.resources.limits.memory"
-            .into(),
-        transient: false,
-    })
+    if terminated.reason.as_deref() == Some("OOMKilled") {
+        return Some(PodFailure {
+            reason: "OOMKilled".into(),
+            message:
+                "the executor pod ran out of memory; raise spec.executor.resources.limits.memory"
+                    .into(),
+            transient: false,
+        });
+    }
+    // The executor exits non-zero after delivering a failed result too; such a result wins
+    // over this. Without one, the exit is all there is to say.
+    (terminated.exit_code != 0).then(|| exited(terminated.exit_code))
+}
+
+/// 128 + 9: the container's main process got SIGKILL (a kill, not a failure it reported).
+const KILLED: i32 = 137;
+
+fn exited(code: i32) -> PodFailure {
+    if code == KILLED {
+        PodFailure {
+            reason: "Killed".into(),
+            message: "the executor container was killed (exit code 137, SIGKILL)".into(),
+            transient: true,
+        }
+    } else {
+        PodFailure {
+            reason: "ExecutorExited".into(),
+            message: format!("the executor container exited with code {code}"),
+            transient: true,
+        }
+    }
+}
+
+/// When the pod of an ended Job lived, for telling its state lock from anyone else's: its
+/// container's start and end, or the Job's start and `now` when the pod is gone.
+pub fn dead_pod(job: &Job, pods: &[Pod], now: Timestamp) -> DeadPod {
+    let terminated = pods.iter().find_map(|p| {
+        let state = p
+            .status
+            .as_ref()?
+            .container_statuses
+            .as_ref()?
+            .first()?
+            .state
+            .as_ref()?;
+        Some((p, state.terminated.as_ref()?))
+    });
+    let job_start = job
+        .status
+        .as_ref()
+        .and_then(|s| s.start_time.as_ref())
+        .map(|t| t.0)
+        .or_else(|| job.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        .unwrap_or(now);
+    match terminated {
+        Some((pod, t)) => DeadPod {
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            started: t.started_at.as_ref().map_or(job_start, |s| s.0),
+            ended: t.finished_at.as_ref().map_or(now, |f| f.0),
+        },
+        None => DeadPod {
+            name: pods
+                .first()
+                .and_then(|p| p.metadata.name.clone())
+                .unwrap_or_default(),
+            started: job_start,
+            ended: now,
+        },
+    }
+}
+
+/// Reasons of a pod that never ran the executor: nothing can be in flight or locked.
+const NEVER_RAN: [&str; 2] = ["ImageUnavailable", "LaunchInterrupted"];
+
+/// What a pod that ended without a result may have left behind, for its result.
+#[derive(Debug, Clone, Default)]
+pub struct Remains {
+    /// The progress it recorded.
+    pub progress: Option<Progress>,
+    /// Its state lock, as settled.
+    pub lock: Option<LockState>,
+}
+
+/// Whether the pod may have run terraform: only then can it have left a lock or orphans.
+pub fn may_have_run(failure: Option<&PodFailure>) -> bool {
+    failure.is_none_or(|f| !NEVER_RAN.contains(&f.reason.as_str()))
 }
 
 /// The result of an execution whose executor delivered none: a failure naming the pod's
-/// reason, or — for a Job that completed without a result — a failure that says so.
-pub fn undelivered(execution: &Execution, failure: Option<&PodFailure>) -> ExecutionResult {
+/// reason, or — for a Job that completed without a result — a failure that says so. An
+/// apply or destroy that may have run is `ApplyInterrupted` / `DestroyInterrupted`: it may
+/// have changed the cloud without recording it, so its message names the execution, the
+/// pod's reason, the state lock and the creates it had in flight, which the result carries
+/// to the next execution.
+pub fn undelivered(
+    execution: &Execution,
+    failure: Option<&PodFailure>,
+    remains: &Remains,
+) -> ExecutionResult {
+    let mut result = pod_ended(execution, failure);
+    let in_flight = remains
+        .progress
+        .as_ref()
+        .map(|p| p.in_flight_creates.clone())
+        .unwrap_or_default();
+    let interrupted = match execution.running.kind {
+        ExecutionKind::Apply => Some(crate::status::INTERRUPTED),
+        ExecutionKind::Destroy => Some("DestroyInterrupted"),
+        _ => None,
+    }
+    .filter(|_| may_have_run(failure));
+    if let Some(error) = result.error.as_mut() {
+        let lock = remains
+            .lock
+            .as_ref()
+            .map(LockState::sentence)
+            .unwrap_or_default();
+        let mut message = match interrupted {
+            Some(reason) => {
+                error.reason = reason.into();
+                error.transient = true;
+                format!(
+                    "{} {} was interrupted: {}.",
+                    execution.running.kind.as_str(),
+                    execution.running.id,
+                    error.message
+                )
+            }
+            None => format!("{}.", error.message),
+        };
+        for sentence in [lock, in_flight_sentence(&in_flight)] {
+            if !sentence.is_empty() {
+                message.push(' ');
+                message.push_str(&sentence);
+            }
+        }
+        error.message = message;
+    }
+    result.in_flight_creates = in_flight;
+    result
+}
+
+fn in_flight_sentence(creates: &[pangea_api::exec::InFlightCreate]) -> String {
+    if creates.is_empty() {
+        return String::new();
+    }
+    const NAMED: usize = 5;
+    let names: Vec<&str> = creates
+        .iter()
+        .take(NAMED)
+        .map(|c| c.address.as_str())
+        .collect();
+    let more = match creates.len().saturating_sub(NAMED) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    format!(
+        "{} create(s) possibly in flight, checked by the next run: {}{more}.",
+        creates.len(),
+        names.join(", ")
+    )
+}
+
+fn pod_ended(execution: &Execution, failure: Option<&PodFailure>) -> ExecutionResult {
     let error = failure.map_or_else(
         || ExecutionError {
             transient: true,

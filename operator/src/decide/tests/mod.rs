@@ -463,6 +463,23 @@ fn failed_apply_retry(
 }
 
 #[test]
+fn after_an_interrupted_apply_a_fresh_plan_is_made_for_approval_not_the_old_one_applied() {
+    let mut case = Case::new().quiet().last(
+        ExecutionKind::Apply,
+        ExecutionPhase::Failed,
+        1,
+        Some(ago(20)),
+    );
+    // The plan the person approved was voided by the interruption.
+    case.spec.approve_plan = Some("p1".into());
+    case.status.interrupted_apply = Some("e2".into());
+    assert_eq!(case.decide(), execute(ExecutionKind::Plan, Trigger::Retry));
+    // Without the interruption a failed apply without approval waits for a person.
+    case.status.interrupted_apply = None;
+    assert!(!matches!(case.decide(), Step::Execute { .. }));
+}
+
+#[test]
 fn a_remediation_apply_is_retried_only_when_the_policy_allows_it_now() {
     let case = Case::new()
         .quiet()

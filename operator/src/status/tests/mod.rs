@@ -712,6 +712,38 @@ fn a_timeout_is_transient() {
 }
 
 #[test]
+fn an_interrupted_apply_voids_its_plan_until_an_apply_succeeds() {
+    let (pending, _) = finish(
+        &PangeaTemplateStatus::default(),
+        &plan_result("p", "plan-x", 2, 0, 0),
+        0,
+    );
+    assert!(pending.plan.as_ref().unwrap().pending);
+    let killed = failure("a1", ExecutionKind::Apply, true, INTERRUPTED);
+    let (s, _) = finish(&pending, &killed, 10);
+    assert_eq!(s.interrupted_apply.as_deref(), Some("a1"));
+    assert!(
+        !s.plan.as_ref().unwrap().pending,
+        "the approved plan is void"
+    );
+    assert_eq!(cond(&s, condition::READY).reason, INTERRUPTED);
+    assert!(!is_true(&s.conditions, condition::STALLED), "it is retried");
+    // A failure that is not an interruption leaves the plan as it was.
+    let (other, _) = finish(
+        &pending,
+        &failure("a2", ExecutionKind::Apply, true, "TerraformFailed"),
+        10,
+    );
+    assert_eq!(other.interrupted_apply, None);
+    assert!(other.plan.as_ref().unwrap().pending);
+    // The plan made after it keeps the mark; a successful apply clears it.
+    let (s, _) = finish(&s, &plan_result("p2", "plan-y", 2, 0, 0), 20);
+    assert_eq!(s.interrupted_apply.as_deref(), Some("a1"));
+    let (s, _) = finish(&s, &apply_result("a3", "plan-y", 2, 0, 0), 30);
+    assert_eq!(s.interrupted_apply, None);
+}
+
+#[test]
 fn success_after_failures_resets_the_count_and_the_stall() {
     let (s, _) = finish(
         &PangeaTemplateStatus::default(),

@@ -189,7 +189,7 @@ fn every_way_a_pod_ends_is_an_end_with_its_reason() {
         panic!()
     };
     assert_eq!((f.reason.as_str(), f.transient), ("DeadlineExceeded", true));
-    let result = undelivered(&execution(), Some(&f));
+    let result = undelivered(&execution(), Some(&f), &Remains::default());
     assert_eq!(result.outcome, Outcome::TimedOut);
 
     let oom = pod(
@@ -230,12 +230,90 @@ fn every_way_a_pod_ends_is_an_end_with_its_reason() {
     assert_eq!(state(&running, &[pulling], now()), JobState::Running);
 }
 
+fn drift_execution() -> Execution {
+    let mut e = execution();
+    e.running.kind = ExecutionKind::Drift;
+    e.running.id = "team-a.web.drift.1749643200".into();
+    e
+}
+
 #[test]
 fn a_completed_job_without_a_result_says_so() {
-    let result = undelivered(&execution(), None);
+    let result = undelivered(&drift_execution(), None, &Remains::default());
     assert_eq!(result.outcome, Outcome::Failed);
-    assert_eq!(result.id, execution().running.id);
+    assert_eq!(result.id, drift_execution().running.id);
     assert_eq!(result.error.unwrap().reason, "ResultMissing");
+}
+
+fn killed_pod() -> Pod {
+    pod(
+        serde_json::json!({"phase": "Failed", "containerStatuses": [{"name": "executor", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+        "state": {"terminated": {"exitCode": 137, "reason": "Error",
+            "startedAt": "2025-06-11T12:00:05Z", "finishedAt": "2025-06-11T12:00:40Z"}}}]}),
+    )
+}
+
+#[test]
+fn a_killed_executor_ends_its_job_at_once_with_the_exit_named() {
+    let running = job_with(serde_json::json!({"active": 1}));
+    let JobState::Ended { failure: Some(f) } = state(&running, &[killed_pod()], now()) else {
+        panic!()
+    };
+    assert_eq!((f.reason.as_str(), f.transient), ("Killed", true));
+    assert!(f.message.contains("137"), "{}", f.message);
+    let dead = dead_pod(&running, &[killed_pod()], now());
+    assert_eq!(dead.started.to_string(), "2025-06-11T12:00:05Z");
+    assert_eq!(dead.ended.to_string(), "2025-06-11T12:00:40Z");
+}
+
+#[test]
+fn an_apply_whose_pod_died_is_interrupted_with_its_lock_and_creates_named() {
+    let running = job_with(serde_json::json!({"active": 1}));
+    let JobState::Ended { failure } = state(&running, &[killed_pod()], now()) else {
+        panic!()
+    };
+    let create = pangea_api::exec::InFlightCreate {
+        address: "aws_ssm_parameter.a".into(),
+        resource_type: "aws_ssm_parameter".into(),
+    };
+    let remains = Remains {
+        progress: Some(pangea_api::exec::Progress {
+            in_flight_creates: vec![create.clone()],
+            state_lock: None,
+        }),
+        lock: Some(super::lock::LockState::Free),
+    };
+    let result = undelivered(&execution(), failure.as_ref(), &remains);
+    let error = result.error.unwrap();
+    assert_eq!(
+        (error.reason.as_str(), error.transient),
+        ("ApplyInterrupted", true)
+    );
+    for part in [
+        "apply team-a.web.apply.1749643200 was interrupted",
+        "exit code 137",
+        "The state lock is free.",
+        "aws_ssm_parameter.a",
+    ] {
+        assert!(error.message.contains(part), "{part}: {}", error.message);
+    }
+    assert_eq!(result.in_flight_creates, vec![create]);
+
+    // A drift check killed the same way keeps the pod's reason.
+    let drift = undelivered(&drift_execution(), failure.as_ref(), &Remains::default());
+    assert_eq!(drift.error.unwrap().reason, "Killed");
+}
+
+#[test]
+fn an_apply_whose_image_never_ran_is_not_interrupted() {
+    let failure = PodFailure {
+        reason: "ImageUnavailable".into(),
+        message: "ErrImageNeverPull".into(),
+        transient: false,
+    };
+    assert!(!may_have_run(Some(&failure)));
+    let result = undelivered(&execution(), Some(&failure), &Remains::default());
+    assert_eq!(result.error.unwrap().reason, "ImageUnavailable");
 }
 
 #[test]
