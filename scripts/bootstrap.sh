@@ -2,7 +2,7 @@
 # Installs (idempotently) every tool the tests and the demo need, all under one cache directory:
 #   kube-apiserver, kubelet, kube-controller-manager, kube-scheduler, etcd and a pause binary
 #   built from the Go module proxy, a LocalStack venv (Python 3.13), a moto venv (Python 3.11),
-#   Ruby, containerd, runc, the CNI plugins and the OCI image tools from Debian. It DISCOVERS terraform/tofu and a provider
+#   Ruby, containerd, runc, the CNI plugins, podman and the OCI image tools from Debian. It DISCOVERS terraform/tofu and a provider
 #   filesystem mirror and records what it found in "$PANGEA_CACHE_DIR/env".
 # A warm run only checks stamps and finishes in seconds.
 set -euo pipefail
@@ -194,7 +194,8 @@ ensure_emulators() {
 # ---------- Debian packages ----------------------------------------------------------------
 # Ruby runs the bundled Pangea compiler; git and sshd serve the source tests (a real SSH
 # server on loopback). containerd, runc and the CNI plugins are the harness's node; umoci and
-# skopeo build and convert the images (no Docker daemon, no registry).
+# skopeo build and convert the images (no Docker daemon, no registry); podman serves a
+# Docker-compatible API so tests can run the executor image outside Kubernetes.
 CNI_BIN_DIR=/usr/lib/cni
 
 ensure_debian_packages() {
@@ -208,6 +209,7 @@ ensure_debian_packages() {
   [[ -x "$CNI_BIN_DIR/bridge" ]] || missing+=(containernetworking-plugins)
   command -v umoci >/dev/null 2>&1 || missing+=(umoci)
   command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+  command -v podman >/dev/null 2>&1 || missing+=(podman)
   [[ -f /etc/ssl/certs/ca-certificates.crt ]] || missing+=(ca-certificates)
   [[ ${#missing[@]} -eq 0 ]] && return 0
   log "installing ${missing[*]} from Debian"
@@ -272,6 +274,8 @@ PANGEA_PAUSE=$BIN/pangea-pause
 PANGEA_CONTAINERD=$(command -v containerd || true)
 PANGEA_CTR=$(command -v ctr || true)
 PANGEA_RUNC=$(command -v runc || true)
+PANGEA_PODMAN=$(command -v podman || true)
+PANGEA_SKOPEO=$(command -v skopeo || true)
 PANGEA_CNI_BIN_DIR=$CNI_BIN_DIR
 PANGEA_ETCD=$BIN/etcd
 PANGEA_LOCALSTACK_PYTHON=$CACHE/venv/localstack/bin/python
@@ -284,7 +288,7 @@ PANGEA_PROVIDER_MIRROR=$mirror
 PANGEA_TF_CLI_CONFIG=$rc
 ENV
   log "found: terraform=${tf:-none} tofu=${tofu:-none} ruby=${ruby_bin:-none} kubectl=$KUBECTL"
-  log "found: containerd=$(command -v containerd || echo none) runc=$(command -v runc || echo none)"
+  log "found: containerd=$(command -v containerd || echo none) runc=$(command -v runc || echo none) podman=$(command -v podman || echo none)"
   log "found: provider mirror=${mirror:-none (registry)}"
   log "wrote $CACHE/env"
 }

@@ -22,6 +22,21 @@ pub struct Image {
     pub archive: PathBuf,
 }
 
+impl Image {
+    /// The OCI layout directory and tag the archive was exported from: the script keeps one
+    /// layout per image name beside the archives (`images/pangea-executor`), tagged with the
+    /// reference's tag, and tools that copy from it (skopeo `oci:`) avoid unpacking an archive.
+    pub fn oci_layout(&self) -> Result<(PathBuf, &str)> {
+        let (repository, tag) = self
+            .reference
+            .rsplit_once(':')
+            .ok_or_else(|| Error::Images(format!("{} has no tag", self.reference)))?;
+        let name = repository.rsplit('/').next().unwrap_or(repository);
+        let dir = self.archive.parent().unwrap_or(Path::new(".")).join(name);
+        Ok((dir, tag))
+    }
+}
+
 /// Every image the script built.
 #[derive(Clone, Debug)]
 pub struct Images {
@@ -147,6 +162,14 @@ mod tests {
         let full = images.executor(ExecutorVariant::Full).unwrap();
         assert_eq!(full.archive, PathBuf::from("/c/images/f.tar"));
         assert!(images.executor(ExecutorVariant::Slim).is_ok());
+    }
+
+    #[test]
+    fn the_layout_of_an_image_is_beside_its_archive() {
+        let image = &parse_list("localhost/pangea-executor:0.1.0-full /c/images/f.tar\n")[0];
+        let (layout, tag) = image.oci_layout().unwrap();
+        assert_eq!(layout, PathBuf::from("/c/images/pangea-executor"));
+        assert_eq!(tag, "0.1.0-full");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! but without Docker: etcd + kube-apiserver built by `scripts/bootstrap.sh`, and an AWS
 //! emulator (LocalStack by default, moto on request), and on request a node (containerd,
 //! kubelet, kube-controller-manager, kube-scheduler) running the images of
-//! `scripts/build-images.sh`. Every server binds 127.0.0.1 on a free port, is stopped by PID
+//! `scripts/build-images.sh`, and podman's Docker-compatible API for running those images
+//! outside Kubernetes. Every server binds 127.0.0.1 on a free port, is stopped by PID
 //! (TERM, wait, KILL) when its handle drops — also while a test panics — and has its log
 //! printed when the test fails.
 
@@ -15,6 +16,7 @@ pub mod manifests;
 pub mod node;
 pub mod operator;
 pub mod pki;
+pub mod podman;
 pub mod process;
 pub mod sockets;
 pub mod toolchain;
@@ -25,6 +27,7 @@ pub use images::{ExecutorVariant, Images};
 pub use job_cluster::JobCluster;
 pub use node::Node;
 pub use operator::OperatorProcess;
+pub use podman::{Podman, PodmanClient};
 pub use toolchain::Toolchain;
 
 /// Harness failures. Each names the component and carries the cause.
@@ -76,6 +79,9 @@ pub enum Error {
     /// The node (containerd, kubelet, controllers) failed.
     #[error("node: {0}")]
     Node(String),
+    /// podman, an image import into it, or a test run against it failed.
+    #[error("podman: {0}")]
+    Podman(String),
     /// Building the client configuration failed.
     #[error("kubeconfig: {0}")]
     Kubeconfig(String),

@@ -8,7 +8,7 @@ use std::{
     net::{SocketAddr, TcpListener, TcpStream},
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, Command, ExitStatus, Stdio},
     time::{Duration, Instant},
 };
 
@@ -97,6 +97,25 @@ impl ManagedProcess {
             seconds: start.elapsed().as_secs(),
             log_tail: self.log_tail(40),
         })
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself and returns its status. On
+    /// timeout it keeps running (dropping the handle stops it).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus> {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Ok(status);
+            }
+            if start.elapsed() >= timeout {
+                return Err(Error::TimedOut(format!(
+                    "{} still running after {}s",
+                    self.name,
+                    timeout.as_secs()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// SIGTERM to the process group, wait up to the grace period, then SIGKILL. Idempotent.
@@ -237,6 +256,28 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(!is_alive(leader) && !is_alive(sleeper));
+    }
+
+    #[test]
+    fn waits_for_an_exit_status_within_a_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let spawn = |script: &str| {
+            let mut cmd = Command::new("bash");
+            cmd.args(["-c", script]);
+            ManagedProcess::spawn(
+                "exits",
+                cmd,
+                &dir.path().join("log"),
+                Duration::from_secs(1),
+            )
+            .unwrap()
+        };
+        let status = spawn("exit 3").wait_exit(Duration::from_secs(30)).unwrap();
+        assert_eq!(status.code(), Some(3));
+        let err = spawn("sleep 300")
+            .wait_exit(Duration::from_millis(300))
+            .unwrap_err();
+        assert!(matches!(err, Error::TimedOut(_)), "{err}");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 mod containerd;
 mod controllers;
-mod host;
+pub(crate) mod host;
 mod kubelet;
 pub mod pods;
 
@@ -325,8 +325,9 @@ fn is_ready(node: &NodeObject) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-/// A number unique among nodes on this machine right now: process id and a clock tick.
-fn unique_seed() -> u32 {
+/// A number unique among nodes (and podmans) on this machine right now: process id and a
+/// clock tick.
+pub(crate) fn unique_seed() -> u32 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
