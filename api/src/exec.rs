@@ -106,6 +106,10 @@ pub struct Request {
     /// never apply again: a person approves the plan made after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interrupted_apply: Option<String>,
+    /// Orphan addresses a person resolved (imported or deleted): dropped from the workspace's
+    /// journal before anything else, so they are never adopted or named again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forget_orphans: Vec<String>,
 }
 
 /// What an execution in a pod records before the steps a sudden death would leave unfinished,

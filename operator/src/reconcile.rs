@@ -135,6 +135,9 @@ async fn pipeline(
         status: &status,
         paused: annotations.contains_key(PAUSE_ANNOTATION),
         approved_by_annotation: annotations.get(APPROVE_ANNOTATION).map(String::as_str),
+        forget_orphans: annotations
+            .get(core::orphans::FORGET_ORPHANS_ANNOTATION)
+            .map(String::as_str),
         jitter: schedule::jitter_for(&key.uid, tpl.spec.drift_detection.interval.into()),
         running: observation.running.as_ref(),
         inputs,
@@ -189,6 +192,7 @@ impl Effects for Runtime<'_> {
                 id: &running.id,
                 kind: running.kind,
                 approved_plan_id: start.approved_plan_id.clone(),
+                carried: &start.carried,
             };
             let (request, files) =
                 request::build(self.tpl, resolved, &intent, &self.ctx.settings.secrets_dir)

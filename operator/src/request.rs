@@ -20,6 +20,8 @@ pub struct Intent<'a> {
     pub kind: ExecutionKind,
     /// Plan id an apply is approved for.
     pub approved_plan_id: Option<String>,
+    /// What the status hands to this executor.
+    pub carried: &'a crate::core::Carried,
 }
 
 /// The request plus the secret files it names (removed when the execution ends).
@@ -72,15 +74,9 @@ pub fn build(
         compliance_profiles: Vec::new(),
         // An executor pod has no workspace journal: the status remembers it for the next one
         // (in-process, the executor merges it into the journal it kept).
-        in_flight_creates: tpl
-            .status
-            .as_ref()
-            .map(|s| s.in_flight_creates.clone())
-            .unwrap_or_default(),
-        interrupted_apply: tpl
-            .status
-            .as_ref()
-            .and_then(|s| s.interrupted_apply.clone()),
+        in_flight_creates: intent.carried.in_flight_creates.clone(),
+        interrupted_apply: intent.carried.interrupted_apply.clone(),
+        forget_orphans: intent.carried.forget_orphans.clone(),
     };
     Ok((request, files))
 }
@@ -144,10 +140,12 @@ mod tests {
             .sensitive
             .insert("db_password".into(), b"hunter22".to_vec());
         let root = tempfile::tempdir().unwrap();
+        let carried = crate::core::Carried::default();
         let intent = Intent {
             id: "web-apply-1",
             kind: ExecutionKind::Apply,
             approved_plan_id: None,
+            carried: &carried,
         };
         let (req, files) = build(&tpl, resolved, &intent, root.path()).unwrap();
         assert_eq!(req.template, "team/web");
@@ -167,18 +165,29 @@ mod tests {
     }
 
     #[test]
-    fn in_flight_creates_from_status_reach_the_next_executor() {
+    fn what_the_status_hands_on_reaches_the_next_executor() {
+        // The status as read is stale on purpose: the step's own status is what counts.
         let tpl = template(
-            "apiVersion: pangea.io/v1alpha1\nkind: PangeaTemplate\nmetadata: {name: web, namespace: team}\nspec:\n  source: {inline: x}\nstatus:\n  inFlightCreates: [{address: aws_vpc.main, resourceType: aws_vpc}]\n",
+            "apiVersion: pangea.io/v1alpha1\nkind: PangeaTemplate\nmetadata: {name: web, namespace: team}\nspec:\n  source: {inline: x}\nstatus:\n  inFlightCreates: [{address: aws_s3_bucket.old, resourceType: aws_s3_bucket}]\n",
         );
         let root = tempfile::tempdir().unwrap();
+        let carried = crate::core::Carried {
+            in_flight_creates: vec![pangea_api::exec::InFlightCreate {
+                address: "aws_vpc.main".into(),
+                resource_type: "aws_vpc".into(),
+            }],
+            interrupted_apply: Some("team.web.apply.1".into()),
+            forget_orphans: vec!["aws_route53_zone.z".into()],
+        };
         let intent = Intent {
             id: "web-apply-2",
             kind: ExecutionKind::Apply,
             approved_plan_id: None,
+            carried: &carried,
         };
         let (req, _files) = build(&tpl, Resolved::default(), &intent, root.path()).unwrap();
-        assert_eq!(req.in_flight_creates.len(), 1);
-        assert_eq!(req.in_flight_creates[0].address, "aws_vpc.main");
+        assert_eq!(req.in_flight_creates, carried.in_flight_creates);
+        assert_eq!(req.interrupted_apply.as_deref(), Some("team.web.apply.1"));
+        assert_eq!(req.forget_orphans, ["aws_route53_zone.z"]);
     }
 }

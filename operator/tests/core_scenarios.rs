@@ -197,6 +197,7 @@ impl Sim {
             status: &status,
             paused: self.paused,
             approved_by_annotation: self.annotation.as_deref(),
+            forget_orphans: None,
             jitter: self.jitter(),
             running: running.as_ref(),
             inputs: match &self.invalid {

@@ -203,6 +203,7 @@ impl InfraArgs {
             },
             compliance_profiles: Vec::new(),
             interrupted_apply: None,
+            forget_orphans: Vec::new(),
             in_flight_creates: self
                 .in_flight_create
                 .iter()

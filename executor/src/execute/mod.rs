@@ -138,12 +138,23 @@ impl Executor {
     }
 
     /// Creates a previous executor reported in flight join this workspace's journal.
+    /// Orphans a person resolved leave it first.
     fn journal_handed_back(&self, req: &Request) -> Result<(), ExecError> {
-        if req.in_flight_creates.is_empty() {
+        if req.in_flight_creates.is_empty() && req.forget_orphans.is_empty() {
             return Ok(());
         }
         let workspace = Workspace::open(&self.cache_dir, &req.template)?;
-        Journal::new(workspace.dir()).add(&req.in_flight_creates)?;
+        let journal = Journal::new(workspace.dir());
+        if !req.forget_orphans.is_empty() {
+            journal.forget(&req.forget_orphans)?;
+        }
+        let handed: Vec<_> = req
+            .in_flight_creates
+            .iter()
+            .filter(|c| !req.forget_orphans.contains(&c.address))
+            .cloned()
+            .collect();
+        journal.add(&handed)?;
         Ok(())
     }
 

@@ -78,6 +78,7 @@ pub(super) fn step(
     }
     out.start = Some(start(
         o,
+        &out.status,
         ExecutionKind::Destroy,
         Trigger::Deletion,
         None,

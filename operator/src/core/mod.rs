@@ -16,6 +16,7 @@
 
 mod deletion;
 mod invalid;
+pub mod orphans;
 #[cfg(test)]
 mod tests;
 
@@ -82,6 +83,8 @@ pub struct Observed<'a> {
     pub paused: bool,
     /// Value of annotation `pangea.io/approve`.
     pub approved_by_annotation: Option<&'a str>,
+    /// Value of annotation `pangea.io/forget-orphans` (see [`orphans`]).
+    pub forget_orphans: Option<&'a str>,
     /// Deterministic per template (see `schedule::jitter_for`).
     pub jitter: Duration,
     /// The execution the backend runs for this template, if any.
@@ -97,6 +100,20 @@ pub struct Start {
     pub execution: Execution,
     /// Plan id an apply is approved for.
     pub approved_plan_id: Option<String>,
+    /// What the status hands to the next executor, from the status this step writes (not the
+    /// one it read: a result recorded in the same step may have changed it).
+    pub carried: Carried,
+}
+
+/// Status the next executor needs (see the request's fields of the same names).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Carried {
+    /// `status.inFlightCreates`.
+    pub in_flight_creates: Vec<pangea_api::exec::InFlightCreate>,
+    /// `status.interruptedApply`.
+    pub interrupted_apply: Option<String>,
+    /// Orphans a person resolved (`pangea.io/forget-orphans`).
+    pub forget_orphans: Vec<String>,
 }
 
 /// When the runtime should look at the template again.
@@ -205,6 +222,14 @@ fn live(o: &Observed<'_>, now: Timestamp, out: &mut Outcome) {
         }
     };
     invalid::lift(&mut out.status, o.generation, now);
+    orphans::forget(
+        &mut out.status,
+        &mut out.emits,
+        o.forget_orphans,
+        o.generation,
+        now,
+    );
+    orphans::hint(&mut out.status, o.namespace, o.name);
     let decided = decide::decide(&decide::Observed {
         spec: o.spec,
         generation: o.generation,
@@ -229,7 +254,7 @@ fn live(o: &Observed<'_>, now: Timestamp, out: &mut Outcome) {
             trigger,
             approved_plan_id,
         } => {
-            out.start = Some(start(o, kind, trigger, approved_plan_id, now));
+            out.start = Some(start(o, &out.status, kind, trigger, approved_plan_id, now));
             // The backend announces completion; this is only the safety net.
             Next::Requeue(o.spec.reconciliation.timeout.into())
         }
@@ -239,12 +264,18 @@ fn live(o: &Observed<'_>, now: Timestamp, out: &mut Outcome) {
 /// An execution of `kind` for this template, starting now.
 fn start(
     o: &Observed<'_>,
+    status: &PangeaTemplateStatus,
     kind: ExecutionKind,
     trigger: Trigger,
     approved_plan_id: Option<String>,
     now: Timestamp,
 ) -> Start {
     Start {
+        carried: Carried {
+            in_flight_creates: status.in_flight_creates.clone(),
+            interrupted_apply: status.interrupted_apply.clone(),
+            forget_orphans: orphans::forgotten(status, o.forget_orphans),
+        },
         execution: Execution {
             running: RunningExecution {
                 id: execution_id(o.namespace, o.name, kind, now),

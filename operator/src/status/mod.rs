@@ -48,6 +48,8 @@ pub mod reason {
     pub const EXECUTION_FAILED: &str = "ExecutionFailed";
     /// An apply imported resources an interrupted apply had created outside state.
     pub const ORPHANS_ADOPTED: &str = "OrphansAdopted";
+    /// A person resolved orphans an interrupted apply left (`pangea.io/forget-orphans`).
+    pub const ORPHANS_FORGOTTEN: &str = "OrphansForgotten";
 }
 
 /// An Event for the runtime to publish on the template.

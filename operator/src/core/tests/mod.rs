@@ -51,6 +51,7 @@ fn observed<'a>(
         status,
         paused: false,
         approved_by_annotation: None,
+        forget_orphans: None,
         jitter: Duration::ZERO,
         running: None,
         inputs,
@@ -101,4 +102,29 @@ fn execution_ids_name_the_namespace_and_are_object_names() {
     assert_eq!(id, "team-a.web.drift.1749643200");
     let other = execution_id("team-b", "web", ExecutionKind::Drift, now());
     assert_ne!(id, other);
+}
+
+#[test]
+fn a_start_hands_on_the_status_this_step_writes_not_the_one_it_read() {
+    let tpl: PangeaTemplate = fixture("template-immediate.yaml");
+    let status = PangeaTemplateStatus::default();
+    let o = observed(
+        &tpl,
+        &status,
+        Inputs::Resolved {
+            source_revision: None,
+        },
+    );
+    let mut drift = finished(ExecutionKind::Drift, "result-drift-sg.yaml", "d1");
+    let create = pangea_api::exec::InFlightCreate {
+        address: "aws_s3_bucket.logs".into(),
+        resource_type: "aws_s3_bucket".into(),
+    };
+    drift.result.in_flight_creates = vec![create.clone()];
+    let done = [
+        finished(ExecutionKind::Apply, "result-apply.yaml", "a1"),
+        drift,
+    ];
+    let start = step(&o, &done, None, now()).start.expect("a remediation");
+    assert_eq!(start.carried.in_flight_creates, [create]);
 }
