@@ -125,6 +125,9 @@ fn pod_failure(pod: &Pod) -> Option<PodFailure> {
             transient: true,
         });
     }
+    if let Some(lost) = node_lost(pod) {
+        return Some(lost);
+    }
     let container = status.container_statuses.as_ref()?.first()?;
     let state = container.state.as_ref()?;
     if let Some(waiting) = &state.waiting
@@ -150,6 +153,45 @@ fn pod_failure(pod: &Pod) -> Option<PodFailure> {
     // The executor exits non-zero after delivering a failed result too; such a result wins
     // over this. Without one, the exit is all there is to say.
     (terminated.exit_code != 0).then(|| exited(terminated.exit_code))
+}
+
+/// The pod's node went away (the node controller marks such pods `NodeLost`, the taint
+/// manager removes them), or the pod is removed for another disruption (`DisruptionTarget`:
+/// preemption, an API eviction). The executor cannot report; waiting would last until the Job's
+/// deadline.
+fn node_lost(pod: &Pod) -> Option<PodFailure> {
+    let status = pod.status.as_ref()?;
+    if status.reason.as_deref() == Some("NodeLost") {
+        return Some(PodFailure {
+            reason: "NodeLost".into(),
+            message: status
+                .message
+                .clone()
+                .unwrap_or_else(|| "the pod's node was lost".into()),
+            transient: true,
+        });
+    }
+    let disruption = status
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "DisruptionTarget" && c.status == "True")?;
+    let why = disruption.reason.as_deref().unwrap_or("DisruptionTarget");
+    Some(PodFailure {
+        // The taint manager removes pods of unreachable nodes; preemption and API evictions
+        // are disruptions of another kind.
+        reason: if why == "DeletionByTaintManager" {
+            "NodeLost"
+        } else {
+            "Disrupted"
+        }
+        .into(),
+        message: format!(
+            "the pod is being removed ({why}): {}",
+            disruption.message.as_deref().unwrap_or_default()
+        ),
+        transient: true,
+    })
 }
 
 /// 128 + 9: the container's main process got SIGKILL (a kill, not a failure it reported).

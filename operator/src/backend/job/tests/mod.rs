@@ -305,6 +305,30 @@ fn an_apply_whose_pod_died_is_interrupted_with_its_lock_and_creates_named() {
 }
 
 #[test]
+fn a_pod_whose_node_is_lost_ends_the_job_at_once() {
+    let running = job_with(serde_json::json!({"active": 1}));
+    let lost = pod(serde_json::json!({"phase": "Running", "reason": "NodeLost",
+        "message": "Node node-1 which was running pod web-apply-x is unresponsive"}));
+    let JobState::Ended { failure: Some(f) } = state(&running, &[lost], now()) else {
+        panic!()
+    };
+    assert_eq!((f.reason.as_str(), f.transient), ("NodeLost", true));
+    assert!(f.message.contains("unresponsive"));
+    let evicted = pod(serde_json::json!({"phase": "Running", "conditions": [
+        {"type": "DisruptionTarget", "status": "True", "reason": "DeletionByTaintManager",
+         "message": "Taint manager: deleting due to NoExecute taint"}]}));
+    let JobState::Ended { failure: Some(f) } = state(&running, &[evicted], now()) else {
+        panic!()
+    };
+    assert_eq!(f.reason, "NodeLost");
+    assert!(
+        f.message.contains("DeletionByTaintManager"),
+        "{}",
+        f.message
+    );
+}
+
+#[test]
 fn an_apply_whose_image_never_ran_is_not_interrupted() {
     let failure = PodFailure {
         reason: "ImageUnavailable".into(),
