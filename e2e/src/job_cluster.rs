@@ -132,8 +132,13 @@ impl JobCluster {
         self.ns.event_reasons(name).await
     }
 
-    /// A wait that ran out, with the operator's and the node's recent logs.
+    /// A wait of [`WAIT`] that ran out, with the operator's and the node's recent logs.
     pub fn timed_out(&self, what: &str) -> Error {
+        self.timed_out_after(what, WAIT)
+    }
+
+    /// A wait of `waited` that ran out, with the operator's and the node's recent logs.
+    pub fn timed_out_after(&self, what: &str, waited: Duration) -> Error {
         let log = self
             .operator
             .as_ref()
@@ -142,7 +147,7 @@ impl JobCluster {
         let node = self.cp.node().map(|n| n.log_tails(20)).unwrap_or_default();
         Error::TimedOut(format!(
             "{what} after {}s\noperator log:\n{log}\nnode:\n{node}",
-            WAIT.as_secs()
+            waited.as_secs()
         ))
     }
 }

@@ -102,6 +102,11 @@ impl OperatorProcess {
         crate::process::http_get(self.metrics_port, "/metrics").unwrap_or_default()
     }
 
+    /// The current value of one series of `/metrics` (see [`metric`]).
+    pub fn metric(&self, series: &str) -> f64 {
+        metric(&self.metrics(), series)
+    }
+
     /// Its log so far.
     pub fn log_tail(&self, lines: usize) -> String {
         self.process.log_tail(lines)
@@ -118,5 +123,27 @@ impl OperatorProcess {
     /// operator exited on its own within it.
     pub fn stop(mut self) -> bool {
         self.process.stop()
+    }
+}
+
+/// The value of `series` — a name with its labels exactly as exposed, e.g.
+/// `pangea_executions_total{kind="drift",result="succeeded"}` — in Prometheus text; 0 when it
+/// is absent (a counter or histogram nothing has touched yet).
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| l.rsplit_once(' '))
+        .find(|(name, _)| *name == series)
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_one_series_exactly() {
+        let text = "# HELP pangea_x_total X.\npangea_x_total 3\npangea_y{kind=\"apply\"} 2.5\npangea_y{kind=\"drift\"} 7\n";
+        assert_eq!(super::metric(text, "pangea_x_total"), 3.0);
+        assert_eq!(super::metric(text, "pangea_y{kind=\"drift\"}"), 7.0);
+        assert_eq!(super::metric(text, "pangea_y"), 0.0);
     }
 }

@@ -66,10 +66,11 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let rss_after = operator.rss_kib().unwrap_or(0);
     let cpu = cpu_seconds(operator.pid()) - cpu_before;
-    let writes_before = counter(&operator.metrics(), "pangea_status_writes_total");
+    let writes_before = operator.metric("pangea_status_writes_total");
     tokio::time::sleep(Duration::from_secs(60)).await;
     let metrics = operator.metrics();
-    let idle_writes = counter(&metrics, "pangea_status_writes_total") - writes_before;
+    let idle_writes =
+        pangea_e2e::operator::metric(&metrics, "pangea_status_writes_total") - writes_before;
     let (p50, p99, count) = quantiles(&metrics, "pangea_reconcile_duration_seconds");
     println!(
         "{n} templates Ready in {:.0}s (executions included)",
@@ -126,14 +127,6 @@ fn is_ready(t: &PangeaTemplate) -> bool {
             .iter()
             .any(|c| c.type_ == condition::READY && c.status == "True")
     })
-}
-
-fn counter(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.split_whitespace().last()?.parse().ok())
-        .unwrap_or(0.0)
 }
 
 /// p50 and p99 upper bucket bounds of a histogram, and its count.

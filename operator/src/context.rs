@@ -114,7 +114,7 @@ impl Context {
         let uid = tpl.uid().unwrap_or_default();
         self.backend.forget(&uid).await;
         lock(&self.written).remove(&uid);
-        self.metrics.drift_state(&uid, None);
+        self.metrics.template_gone(&uid);
     }
 
     /// Publishes Events on `tpl`. Failures are logged, not returned: an Event is a courtesy,

@@ -1,7 +1,11 @@
 //! Prometheus metrics, prefix `pangea_`, labels from small fixed sets only (kind, result,
 //! severity, trigger) — never template names, resources or attributes.
 
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Mutex,
+    time::Duration,
+};
 
 use pangea_api::{common::Severity, exec::Outcome};
 use prometheus_client::{
@@ -37,8 +41,11 @@ pub struct Metrics {
     time_to_detect: Histogram,
     time_to_remediate: Histogram,
     status_writes: Counter,
+    templates: Gauge,
     /// Current drift severity per template uid, to keep `drifted` exact.
     drift_by_template: Mutex<HashMap<String, Severity>>,
+    /// Template uids reconciled by this process, to keep `templates` exact.
+    reconciled_templates: Mutex<HashSet<String>>,
 }
 
 fn seconds_buckets() -> impl Iterator<Item = f64> {
@@ -65,6 +72,7 @@ impl Default for Metrics {
         let time_to_detect = Histogram::new(seconds_buckets());
         let time_to_remediate = Histogram::new(seconds_buckets());
         let status_writes = Counter::default();
+        let templates = Gauge::default();
         registry.register(
             "reconcile_duration_seconds",
             "Time spent in one reconcile",
@@ -101,6 +109,14 @@ impl Default for Metrics {
             "Status patches sent (skipped when nothing changed)",
             status_writes.clone(),
         );
+        // Starts at 0 in a new process and reaches the fleet size once every template had
+        // its first reconcile: the reconcile count cannot tell that, since Job and pod
+        // events reconcile some templates several times.
+        registry.register(
+            "templates",
+            "Templates this process has reconciled at least once and not seen deleted",
+            templates.clone(),
+        );
         Self {
             registry,
             reconcile_duration,
@@ -111,7 +127,9 @@ impl Default for Metrics {
             time_to_detect,
             time_to_remediate,
             status_writes,
+            templates,
             drift_by_template: Mutex::default(),
+            reconciled_templates: Mutex::default(),
         }
     }
 }
@@ -151,12 +169,26 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// Template `uid` was reconciled (its decision is in effect).
+    pub fn template_reconciled(&self, uid: &str) {
+        let mut set = lock(&self.reconciled_templates);
+        if set.insert(uid.to_owned()) {
+            self.templates.set(set.len() as i64);
+        }
+    }
+
+    /// Template `uid` is deleted: it leaves every per-template metric.
+    pub fn template_gone(&self, uid: &str) {
+        self.drift_state(uid, None);
+        let mut set = lock(&self.reconciled_templates);
+        if set.remove(uid) {
+            self.templates.set(set.len() as i64);
+        }
+    }
+
     /// The current drift of template `uid` (`None`: not drifted or gone).
     pub fn drift_state(&self, uid: &str, severity: Option<Severity>) {
-        let mut map = self
-            .drift_by_template
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = lock(&self.drift_by_template);
         match severity {
             Some(s) => map.insert(uid.to_owned(), s),
             None => map.remove(uid),
@@ -187,6 +219,10 @@ impl Metrics {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +250,24 @@ mod tests {
         assert!(
             !text.contains("uid-"),
             "template identities must not be labels"
+        );
+    }
+
+    #[test]
+    fn counts_each_reconciled_template_once_until_it_is_gone() {
+        let m = Metrics::default();
+        for uid in ["uid-1", "uid-2", "uid-1", "uid-1"] {
+            m.template_reconciled(uid);
+        }
+        assert!(m.render().contains("pangea_templates 2"), "{}", m.render());
+        m.drift_state("uid-2", Some(Severity::Warning));
+        m.template_gone("uid-2");
+        m.template_gone("uid-3");
+        let text = m.render();
+        assert!(text.contains("pangea_templates 1"), "{text}");
+        assert!(
+            text.contains("pangea_drifted_templates{severity=\"warning\"} 0"),
+            "{text}"
         );
     }
 }

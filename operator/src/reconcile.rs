@@ -152,6 +152,10 @@ async fn pipeline(
         resolved: Mutex::new(resolution.ok()),
     };
     let next = core::carry_out(outcome, &effects, now).await?;
+    // Counted after carry_out, so whatever this reconcile started already exists.
+    if deleting.is_none() {
+        ctx.metrics.template_reconciled(&key.uid);
+    }
     for finished in &observation.finished {
         observe_finished(tpl, ctx, finished, &status, &recorded.0, &recorded.1, now);
     }
