@@ -21,6 +21,9 @@ pub const SUMMARY_KEY: &str = "summary";
 /// Key of the execution's [`pangea_api::exec::Progress`] (plain JSON), written before the
 /// result, while the execution runs.
 pub const PROGRESS_KEY: &str = "progress.json";
+/// Annotation the executor sets on the result ConfigMap in the same patch as the result, so
+/// the operator learns of it from a metadata-only watch.
+pub const DELIVERED_ANNOTATION: &str = "pangea.io/result-delivered";
 /// Largest encoded result. The apiserver refuses a ConfigMap whose `data` and `binaryData`
 /// (counted decoded) exceed 1 MiB together; the rest leaves room for the summary.
 pub const MAX_ENCODED_BYTES: usize = 900 * 1024;

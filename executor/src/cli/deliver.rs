@@ -14,7 +14,7 @@ use kube::{
 use pangea_api::exec::{ExecutionResult, Progress};
 use pangea_executor::{
     execute::{ProgressSink, SinkFuture},
-    result_codec::{self, PROGRESS_KEY, RESULT_KEY, SUMMARY_KEY},
+    result_codec::{self, DELIVERED_ANNOTATION, PROGRESS_KEY, RESULT_KEY, SUMMARY_KEY},
 };
 
 /// Where a pod finds its own namespace when `POD_NAMESPACE` is not set.
@@ -40,6 +40,7 @@ pub async fn deliver(
     tracing::debug!(bytes = encoded.len(), %namespace, name, "delivering the result");
     let api: Api<ConfigMap> = Api::namespaced(client().await?, &namespace);
     let patch = Patch::Merge(serde_json::json!({
+        "metadata": { "annotations": { DELIVERED_ANNOTATION: "true" } },
         "binaryData": { RESULT_KEY: ByteString(encoded) },
         "data": { SUMMARY_KEY: result_codec::summary(result) },
     }));

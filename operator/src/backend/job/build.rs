@@ -367,9 +367,23 @@ pub fn secret(
 }
 
 /// The empty result ConfigMap the executor patches.
-pub fn result_config_map(job: &str, namespace: &str, owner: &OwnerReference) -> ConfigMap {
+/// Label of result ConfigMaps (the operator watches their metadata).
+pub const RESULT_ROLE: (&str, &str) = ("pangea.io/role", "result");
+
+/// The empty ConfigMap the executor delivers into, labelled with the template of `job` so a
+/// change wakes that template.
+pub fn result_config_map(job: &Job, namespace: &str, owner: &OwnerReference) -> ConfigMap {
+    let name = job.metadata.name.clone().unwrap_or_default();
+    let mut metadata = owned(result_name(&name), namespace, owner);
+    let labels = metadata.labels.get_or_insert_with(BTreeMap::new);
+    labels.insert(RESULT_ROLE.0.to_owned(), RESULT_ROLE.1.to_owned());
+    for key in [TEMPLATE_UID, TEMPLATE_NAME] {
+        if let Some(value) = job.metadata.labels.as_ref().and_then(|l| l.get(key)) {
+            labels.insert(key.to_owned(), value.clone());
+        }
+    }
     ConfigMap {
-        metadata: owned(result_name(job), namespace, owner),
+        metadata,
         ..ConfigMap::default()
     }
 }

@@ -16,6 +16,7 @@
 pub mod build;
 pub mod lock;
 pub mod observe;
+mod results;
 #[cfg(test)]
 mod tests;
 
@@ -36,17 +37,14 @@ use k8s_openapi::{
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy},
+    core::PartialObjectMeta,
     runtime::{
         WatchStreamExt,
         reflector::{self, ObjectRef, Store},
         watcher,
     },
 };
-use pangea_api::{
-    PangeaTemplate,
-    exec::{ExecutionResult, Progress, Request},
-};
-use pangea_executor::result_codec;
+use pangea_api::{PangeaTemplate, exec::Request};
 use tokio::sync::mpsc;
 
 pub use self::build::{PodDefaults, PodOverrides};
@@ -55,10 +53,7 @@ use self::{
     observe::JobState,
 };
 use super::{BackendError, ExecutionBackend, Observation, TemplateKey, TemplateRef};
-use crate::{
-    core::{Execution, Finished},
-    secrets::SecretFiles,
-};
+use crate::{core::Execution, secrets::SecretFiles};
 
 /// Seconds the executor gets beyond its own deadline to stop terraform gracefully and
 /// deliver its result before Kubernetes ends the Job.
@@ -71,6 +66,8 @@ pub struct JobBackend {
     budget: usize,
     jobs: Store<Job>,
     pods: Store<Pod>,
+    /// Metadata of result ConfigMaps: which results are delivered.
+    results: Store<PartialObjectMeta<ConfigMap>>,
     /// Jobs created (`namespace/name`) that the watch has not shown yet: counted against the
     /// budget so concurrent reconciles cannot overshoot it.
     created: Mutex<HashSet<String>>,
@@ -105,18 +102,32 @@ impl JobBackend {
             .reflect(pod_writer)
             .applied_objects()
             .filter_map(|pod| async move { pod.ok().and_then(|p| template_of(&p)) });
-        let watches = futures::stream::select(job_events, pod_events)
-            .for_each(move |template| {
-                let _ = notify.send(template);
-                async {}
-            })
-            .boxed();
+        let (results, result_writer) = reflector::store();
+        let result_selector = format!("{}={}", build::RESULT_ROLE.0, build::RESULT_ROLE.1);
+        let result_events = watcher(
+            Api::<PartialObjectMeta<ConfigMap>>::all(client.clone()),
+            watcher::Config::default().labels(&result_selector),
+        )
+        .default_backoff()
+        .reflect(result_writer)
+        .applied_objects()
+        .filter_map(|map| async move { map.ok().and_then(|m| template_of(&m)) });
+        let watches = futures::stream::select(
+            futures::stream::select(job_events, pod_events),
+            result_events,
+        )
+        .for_each(move |template| {
+            let _ = notify.send(template);
+            async {}
+        })
+        .boxed();
         let backend = Arc::new(Self {
             client,
             defaults,
             budget: budget.max(1),
             jobs,
             pods,
+            results,
             created: Mutex::default(),
             acked: Mutex::default(),
             admission: tokio::sync::Mutex::new(()),
@@ -246,172 +257,10 @@ impl JobBackend {
             .create(&post, &build::secret(&name, namespace, files, &owner))
             .await
             .map_err(cluster)?;
-        maps.create(&post, &build::result_config_map(&name, namespace, &owner))
+        maps.create(&post, &build::result_config_map(job, namespace, &owner))
             .await
             .map_err(cluster)?;
         Ok(())
-    }
-
-    async fn observe_now(&self, uid: &str) -> Observation {
-        let mut observation = Observation::default();
-        for job in self.jobs_of(uid) {
-            let Some(execution) = observe::execution_of(&job) else {
-                continue;
-            };
-            match observe::state(&job, &self.pods_of(&job), Timestamp::now()) {
-                JobState::Running => {
-                    let newer = observation
-                        .running
-                        .as_ref()
-                        .is_none_or(|r| r.running.started < execution.running.started);
-                    if newer {
-                        observation.running = Some(execution);
-                    }
-                }
-                JobState::Ended { failure } => {
-                    let (delivered, progress) = self.delivered(&job).await;
-                    let result = match delivered {
-                        Some(result) => result,
-                        None => {
-                            let remains = self.remains(&job, failure.as_ref(), progress).await;
-                            observe::undelivered(&execution, failure.as_ref(), &remains)
-                        }
-                    };
-                    observation.finished.push(Finished { execution, result });
-                }
-            }
-        }
-        observation
-            .finished
-            .sort_by_key(|f| f.execution.running.started);
-        observation
-    }
-
-    /// The result the executor patched into the Job's result ConfigMap, if any, and the
-    /// progress it recorded on the way.
-    async fn delivered(&self, job: &Job) -> (Option<ExecutionResult>, Option<Progress>) {
-        let maps: Api<ConfigMap> =
-            Api::namespaced(self.client.clone(), &job.namespace().unwrap_or_default());
-        let Some(map) = maps
-            .get_opt(&build::result_name(&job.name_any()))
-            .await
-            .inspect_err(|e| tracing::warn!(error = %e, "reading a result ConfigMap"))
-            .ok()
-            .flatten()
-        else {
-            return (None, None);
-        };
-        let result = map
-            .binary_data
-            .as_ref()
-            .and_then(|b| b.get(result_codec::RESULT_KEY))
-            .and_then(|bytes| {
-                result_codec::decode(&bytes.0)
-                    .inspect_err(
-                        |e| tracing::warn!(error = %e, job = %job.name_any(), "undecodable result"),
-                    )
-                    .ok()
-            });
-        let progress = map
-            .data
-            .as_ref()
-            .and_then(|d| d.get(result_codec::PROGRESS_KEY))
-            .and_then(|text| serde_json::from_str(text).ok());
-        (result, progress)
-    }
-
-    /// What a pod that delivered nothing left: its recorded progress and, when it may have
-    /// run terraform, its state lock — released if the dead pod took it.
-    async fn remains(
-        &self,
-        job: &Job,
-        failure: Option<&observe::PodFailure>,
-        progress: Option<Progress>,
-    ) -> observe::Remains {
-        let lock = match progress.as_ref().and_then(|p| p.state_lock.as_ref()) {
-            Some(at) if observe::may_have_run(failure) => {
-                let pod = observe::dead_pod(job, &self.pods_of(job), Timestamp::now());
-                Some(lock::settle(&self.client, at, &pod).await)
-            }
-            None if progress.is_none() && observe::may_have_run(failure) => {
-                Some(lock::LockState::NotTaken)
-            }
-            _ => None,
-        };
-        observe::Remains { progress, lock }
-    }
-
-    /// Marks `jobs` recorded and removes their secrets; the Jobs expire with their TTL. A Job
-    /// Kubernetes still runs (a pod that cannot pull its image) is deleted instead: it would
-    /// hold its pod until the Job's deadline.
-    async fn record_jobs(&self, jobs: Vec<Arc<Job>>) {
-        let label = serde_json::json!({"metadata": {"labels": {RECORDED: "true"}}});
-        let (ended, stuck): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|j| finished(j));
-        self.delete_jobs(stuck).await;
-        for job in ended {
-            let namespace = job.namespace().unwrap_or_default();
-            let api: Api<Job> = Api::namespaced(self.client.clone(), &namespace);
-            let marked = api
-                .patch(
-                    &job.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Merge(&label),
-                )
-                .await;
-            match marked {
-                Ok(_) => {
-                    lock(&self.acked).insert(key(&job));
-                }
-                Err(kube::Error::Api(e)) if e.code == 404 => {
-                    lock(&self.acked).insert(key(&job));
-                }
-                Err(error) => {
-                    tracing::warn!(%error, job = %job.name_any(), "marking a Job recorded");
-                    continue;
-                }
-            }
-            let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &namespace);
-            if let Err(error) = secrets
-                .delete(
-                    &build::secret_name(&job.name_any()),
-                    &DeleteParams::default(),
-                )
-                .await
-                && !matches!(&error, kube::Error::Api(e) if e.code == 404)
-            {
-                tracing::warn!(%error, job = %job.name_any(), "deleting a Job's secrets");
-            }
-        }
-        self.forget_seen_acks();
-    }
-
-    /// Forget acknowledgements the watch has caught up with (the label, or the deletion).
-    fn forget_seen_acks(&self) {
-        let pending: HashSet<String> = self
-            .jobs
-            .state()
-            .iter()
-            .filter(|j| !j.labels().contains_key(RECORDED))
-            .map(|j| key(j))
-            .collect();
-        lock(&self.acked).retain(|k| pending.contains(k));
-    }
-
-    async fn delete_jobs(&self, jobs: Vec<Arc<Job>>) {
-        for job in jobs {
-            let api: Api<Job> =
-                Api::namespaced(self.client.clone(), &job.namespace().unwrap_or_default());
-            match api.delete(&job.name_any(), &background()).await {
-                Ok(_) => {
-                    lock(&self.acked).insert(key(&job));
-                }
-                Err(kube::Error::Api(e)) if e.code == 404 => {
-                    lock(&self.acked).insert(key(&job));
-                }
-                Err(error) => tracing::warn!(%error, job = %job.name_any(), "deleting a Job"),
-            }
-        }
-        self.forget_seen_acks();
     }
 }
 

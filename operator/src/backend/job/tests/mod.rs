@@ -358,3 +358,26 @@ fn a_job_left_suspended_by_a_crashed_launch_ends_and_is_retried() {
         ("LaunchInterrupted", true)
     );
 }
+
+#[test]
+fn a_result_configmap_wakes_its_template_and_is_found_by_its_role() {
+    let job = built(&defaults(), &PodOverrides::default());
+    let owner = k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+        api_version: "batch/v1".into(),
+        kind: "Job".into(),
+        name: "web-drift-1".into(),
+        uid: "job-uid".into(),
+        ..Default::default()
+    };
+    let map = result_config_map(&job, "team-a", &owner);
+    let labels = map.metadata.labels.unwrap();
+    assert_eq!(labels[RESULT_ROLE.0], RESULT_ROLE.1);
+    let job_labels = job.metadata.labels.unwrap();
+    for key in [TEMPLATE_UID, TEMPLATE_NAME] {
+        assert_eq!(labels.get(key), job_labels.get(key), "{key}");
+    }
+    assert_eq!(
+        map.metadata.name.unwrap(),
+        result_name(job.metadata.name.as_deref().unwrap())
+    );
+}
