@@ -53,13 +53,12 @@ impl RunArgs {
         let cancel = CancellationToken::new();
         let trigger = cancel.clone();
         // A Job pod is stopped with SIGTERM: interrupt terraform so it releases the lock.
+        // Registered before anything runs, so an early SIGTERM cancels instead of killing.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
         tokio::spawn(async move {
-            if let Ok(mut term) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            {
-                term.recv().await;
-                trigger.cancel();
-            }
+            term.recv().await;
+            trigger.cancel();
         });
         let result = executor.execute(&request, cancel).await;
         // The summary first: it is local and cheap, and must be there even when delivery fails.

@@ -70,6 +70,14 @@ pub enum ExecError {
     /// The request asks for something this executor does not do yet.
     #[error("{0}")]
     Unsupported(String),
+    /// The execution's deadline passed in a step other than a terraform command (which
+    /// reports its own): the step.
+    #[error("{0} did not finish before the execution's deadline")]
+    Deadline(&'static str),
+    /// The execution was stopped (SIGTERM to a Job pod, operator shutdown) in a step other
+    /// than a terraform command: the step.
+    #[error("{0} was cancelled: the executor is stopping")]
+    Cancelled(&'static str),
 }
 
 fn orphan_list(orphans: &[Orphan]) -> String {
@@ -114,6 +122,8 @@ impl ExecError {
             Self::Orphans(_) => "OrphansFound",
             Self::Adoption(_) => "AdoptionFailed",
             Self::Unsupported(_) => "Unsupported",
+            Self::Deadline(_) => "DeadlineExceeded",
+            Self::Cancelled(_) => "Cancelled",
         }
     }
 
@@ -122,7 +132,12 @@ impl ExecError {
         match self {
             Self::Source(e) => e.is_transient(),
             Self::Terraform(e) => e.is_transient(),
-            Self::Compiler(_) | Self::Workspace(_) | Self::Journal(_) | Self::Adoption(_) => true,
+            Self::Compiler(_)
+            | Self::Workspace(_)
+            | Self::Journal(_)
+            | Self::Adoption(_)
+            | Self::Deadline(_)
+            | Self::Cancelled(_) => true,
             _ => false,
         }
     }
@@ -132,6 +147,7 @@ impl ExecError {
         matches!(
             self,
             Self::Terraform(TerraformError::Process(ProcessError::TimedOut { .. }))
+                | Self::Deadline(_)
         )
     }
 
