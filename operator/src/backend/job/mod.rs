@@ -19,8 +19,9 @@ pub mod observe;
 mod tests;
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::{Arc, Mutex},
+    time::Instant,
 };
 
 use futures::{FutureExt, StreamExt, future::BoxFuture};
@@ -55,10 +56,6 @@ use crate::{
     secrets::SecretFiles,
 };
 
-/// Seconds the executor gets beyond its own deadline to stop terraform gracefully and
-/// deliver its result before Kubernetes ends the Job.
-const DEADLINE_GRACE: u64 = 90;
-
 /// Runs executions as Jobs.
 pub struct JobBackend {
     client: Client,
@@ -66,9 +63,9 @@ pub struct JobBackend {
     budget: usize,
     jobs: Store<Job>,
     pods: Store<Pod>,
-    /// Jobs created (`namespace/name`) that the watch has not shown yet: counted against the
-    /// budget so concurrent reconciles cannot overshoot it.
-    created: Mutex<HashSet<String>>,
+    /// Jobs created (`namespace/name`, and when) that the watch has not shown yet: counted
+    /// against the budget so concurrent reconciles cannot overshoot it.
+    created: Mutex<HashMap<String, Instant>>,
     /// Jobs whose result is recorded and whose deletion the watch has not shown yet.
     acked: Mutex<HashSet<String>>,
     /// Held from the budget check until the Job is counted: concurrent reconciles start
@@ -127,8 +124,7 @@ impl JobBackend {
 
     fn running_jobs(&self) -> usize {
         let seen: HashSet<String> = self.jobs.state().iter().map(|j| key(j)).collect();
-        let mut created = lock(&self.created);
-        created.retain(|k| !seen.contains(k));
+        let unseen = unseen_created(&mut lock(&self.created), &seen, Instant::now());
         let running = self
             .jobs
             .state()
@@ -136,7 +132,7 @@ impl JobBackend {
             .filter(|j| !j.labels().contains_key(RECORDED))
             .filter(|j| observe::state(j, &self.pods_of(j), Timestamp::now()) == JobState::Running)
             .count();
-        running + created.len()
+        running + unseen
     }
 
     fn jobs_of(&self, uid: &str) -> Vec<Arc<Job>> {
@@ -181,7 +177,7 @@ impl JobBackend {
             template: &template.object.name,
             uid: &template.uid,
             execution,
-            timeout_seconds: request.timeout_seconds + DEADLINE_GRACE,
+            timeout_seconds: request.timeout_seconds,
             defaults: &self.defaults,
             overrides,
         };
@@ -193,7 +189,7 @@ impl JobBackend {
             )
             .await
             .map_err(cluster)?;
-        lock(&self.created).insert(key(&job));
+        lock(&self.created).insert(key(&job), Instant::now());
         drop(admission);
         let inputs = self.inputs(&job, &namespace, &request, &secrets).await;
         drop(secrets);
@@ -264,10 +260,8 @@ impl JobBackend {
                     }
                 }
                 JobState::Ended { failure } => {
-                    let result = match self.delivered(&job).await {
-                        Some(result) => result,
-                        None => observe::undelivered(&execution, failure.as_ref()),
-                    };
+                    let delivered = self.delivered(&job).await;
+                    let result = observe::result_of(&execution, delivered, failure.as_ref());
                     observation.finished.push(Finished { execution, result });
                 }
             }
@@ -303,7 +297,11 @@ impl JobBackend {
     /// hold its pod until the Job's deadline.
     async fn record_jobs(&self, jobs: Vec<Arc<Job>>) {
         let label = serde_json::json!({"metadata": {"labels": {RECORDED: "true"}}});
-        let (ended, stuck): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|j| finished(j));
+        // Kubernetes marks a Job failed a moment after its pod: a pod that ended already
+        // (OOM-killed, say) keeps its Job for inspection like any finished one.
+        let (ended, stuck): (Vec<_>, Vec<_>) = jobs
+            .into_iter()
+            .partition(|j| finished(j) || observe::pods_done(&self.pods_of(j)));
         self.delete_jobs(stuck).await;
         for job in ended {
             let namespace = job.namespace().unwrap_or_default();
@@ -407,6 +405,19 @@ impl ExecutionBackend for JobBackend {
     fn in_flight(&self) -> usize {
         self.running_jobs()
     }
+}
+
+/// How many Jobs this operator created are not in the watch's view yet. Each is counted until
+/// the watch shows it (then the watch counts it), but a Job can also be gone before the watch
+/// was ever consulted (deleted at once after a failure, expired with its TTL): after
+/// [`observe::LAUNCH_GRACE`] its entry goes regardless, so no budget slot is held for good.
+fn unseen_created(
+    created: &mut HashMap<String, Instant>,
+    seen: &HashSet<String>,
+    now: Instant,
+) -> usize {
+    created.retain(|k, at| !seen.contains(k) && now.duration_since(*at) < observe::LAUNCH_GRACE);
+    created.len()
 }
 
 /// Whether Kubernetes considers the Job finished (it will expire with its TTL).
