@@ -247,6 +247,32 @@ impl TestNamespace {
         Ok(())
     }
 
+    /// Polls template `name` every second until `ok` holds; after `wait`, fails with its
+    /// status.
+    pub async fn template_until(
+        &self,
+        name: &str,
+        what: &str,
+        wait: Duration,
+        ok: impl Fn(&pangea_api::PangeaTemplate) -> bool,
+    ) -> Result<pangea_api::PangeaTemplate> {
+        let start = Instant::now();
+        loop {
+            let tpl = self.api::<pangea_api::PangeaTemplate>().get(name).await?;
+            if ok(&tpl) {
+                return Ok(tpl);
+            }
+            if start.elapsed() > wait {
+                return Err(Error::TimedOut(format!(
+                    "{name}: not {what} after {}s; status: {:#?}",
+                    wait.as_secs(),
+                    tpl.status
+                )));
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
     /// Reasons of the Events about object `name` here, oldest first as listed.
     pub async fn event_reasons(&self, name: &str) -> Result<Vec<String>> {
         let events: Api<k8s_openapi::api::core::v1::Event> = self.api();

@@ -30,11 +30,23 @@ pub struct JobCluster {
     state: tempfile::TempDir,
     binary: PathBuf,
     extra: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl JobCluster {
     /// Everything started, the operator (`binary`) with the Job backend plus `extra` flags.
     pub async fn start(binary: &Path, prefix: &str, extra: &[&str]) -> Result<Self> {
+        Self::start_with_env(binary, prefix, extra, &[]).await
+    }
+
+    /// [`JobCluster::start`] with `env` added to the operator's environment (and kept for
+    /// operators started again).
+    pub async fn start_with_env(
+        binary: &Path,
+        prefix: &str,
+        extra: &[&str],
+        env: &[(String, String)],
+    ) -> Result<Self> {
         let cp = ControlPlane::start_with_node().await?;
         let aws = AwsEmulator::start()?;
         let ns = cp.namespace(prefix).await?;
@@ -47,6 +59,7 @@ impl JobCluster {
             state,
             binary: binary.to_owned(),
             extra: extra.iter().map(|f| (*f).to_owned()).collect(),
+            env: env.to_vec(),
         };
         s.operator = Some(s.start_operator().await?);
         Ok(s)
@@ -62,8 +75,14 @@ impl JobCluster {
             &self.ns.name,
             self.state.path(),
             &extra,
+            &self.env,
         )
         .await
+    }
+
+    /// The operator's `--state-dir` (its workspaces, secret files and log).
+    pub fn state_dir(&self) -> &Path {
+        self.state.path()
     }
 
     /// Templates in the namespace.
@@ -125,6 +144,24 @@ impl JobCluster {
     pub async fn jobs(&self) -> Result<Vec<Job>> {
         let jobs: Api<Job> = self.ns.api();
         Ok(jobs.list(&ListParams::default()).await?.items)
+    }
+
+    /// Polls every second until the operator has logged more than `seen` lines containing
+    /// `needle`; returns how many it has.
+    pub async fn until_logged(&self, needle: &str, seen: usize) -> Result<usize> {
+        let start = Instant::now();
+        loop {
+            let count = self.operator.as_ref().map_or(0, |o| o.log_count(needle));
+            if count > seen {
+                return Ok(count);
+            }
+            if start.elapsed() > WAIT {
+                return Err(self.timed_out(&format!(
+                    "the operator did not log {needle:?} more than {seen} times"
+                )));
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 
     /// Reasons of the Events about template `name`.

@@ -14,7 +14,10 @@ use kube::{
     api::{Patch, PatchParams},
 };
 
-use crate::{AwsEmulator, ControlPlane, Error, ExecutorVariant, OperatorProcess, Result};
+use crate::{
+    AwsEmulator, ControlPlane, Error, ExecutorVariant, OperatorProcess, Result,
+    manifests::from_json,
+};
 
 /// Name of the executor service account, Role and RoleBinding.
 pub const EXECUTOR_ACCOUNT: &str = "pangea-executor";
@@ -56,10 +59,6 @@ pub async fn executor_rbac(cp: &ControlPlane, namespace: &str) -> Result<()> {
     Ok(())
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T> {
-    serde_json::from_value(value).map_err(|e| Error::Toolchain(format!("bad manifest: {e}")))
-}
-
 /// Operator flags for the Job backend on `cp`'s node: the full executor image (imported,
 /// never pulled), the node's network (the apiserver and the emulator listen on its
 /// loopback; there is no service proxy) and the emulator's test credentials.
@@ -97,7 +96,7 @@ pub fn job_backend_flags(cp: &ControlPlane, aws: &AwsEmulator) -> Result<Vec<Str
 
 impl OperatorProcess {
     /// `binary` with the Job execution backend, watching `namespace` (whose executor RBAC
-    /// this sets up), plus `extra` flags.
+    /// this sets up), plus `extra` flags and `env`.
     pub async fn start_with_jobs(
         binary: &Path,
         cp: &ControlPlane,
@@ -105,6 +104,7 @@ impl OperatorProcess {
         namespace: &str,
         state_dir: &Path,
         extra: &[&str],
+        env: &[(String, String)],
     ) -> Result<Self> {
         executor_rbac(cp, namespace).await?;
         let mut flags = job_backend_flags(cp, aws)?;
@@ -113,7 +113,7 @@ impl OperatorProcess {
         let (binary, namespace) = (binary.to_owned(), namespace.to_owned());
         let state_dir = state_dir.to_owned();
         tokio::task::block_in_place(|| {
-            Self::start_with(&binary, cp, aws, Some(&namespace), &state_dir, &flags)
+            Self::start_with_env(&binary, cp, aws, Some(&namespace), &state_dir, &flags, env)
         })
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod control_plane;
 pub mod emulator;
+pub mod faults;
 pub mod images;
 pub mod job_cluster;
 pub mod jobs;

@@ -26,6 +26,11 @@ pub fn parse_documents(text: &str) -> Result<Vec<DynamicObject>> {
     Ok(objects)
 }
 
+/// A typed object from a manifest the harness wrote as JSON.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T> {
+    serde_json::from_value(value).map_err(|e| Error::Toolchain(format!("bad manifest: {e}")))
+}
+
 /// Creates `obj` in `namespace`, resolving its kind through discovery. Returns the apiserver's
 /// answer so tests can assert on rejections.
 pub async fn create(

@@ -42,6 +42,20 @@ impl OperatorProcess {
         state_dir: &Path,
         extra: &[&str],
     ) -> Result<Self> {
+        Self::start_with_env(binary, cp, aws, namespace, state_dir, extra, &[])
+    }
+
+    /// [`OperatorProcess::start_with`] with extra environment variables (e.g. a canary that
+    /// must not reach what templates can read).
+    pub fn start_with_env(
+        binary: &Path,
+        cp: &ControlPlane,
+        aws: &AwsEmulator,
+        namespace: Option<&str>,
+        state_dir: &Path,
+        extra: &[&str],
+        env: &[(String, String)],
+    ) -> Result<Self> {
         let tools = Toolchain::load()?;
         let metrics_port = free_port()?;
         std::fs::create_dir_all(state_dir).map_err(crate::io_err("creating operator state dir"))?;
@@ -63,7 +77,7 @@ impl OperatorProcess {
         if let Some(ns) = namespace {
             cmd.arg("--namespace").arg(ns);
         }
-        cmd.args(extra);
+        cmd.args(extra).envs(env.iter().map(|(k, v)| (k, v)));
         let log = state_dir.join(format!("operator-{metrics_port}.log"));
         let mut process =
             ManagedProcess::spawn("pangea-operator", cmd, &log, Duration::from_secs(60))?;
@@ -110,6 +124,15 @@ impl OperatorProcess {
     /// Its log so far.
     pub fn log_tail(&self, lines: usize) -> String {
         self.process.log_tail(lines)
+    }
+
+    /// How many lines of its log so far contain `needle`.
+    pub fn log_count(&self, needle: &str) -> usize {
+        std::fs::read_to_string(self.process.log_path())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .count()
     }
 
     /// SIGKILL, no grace: a crash. Children it started (terraform) are not killed.

@@ -48,7 +48,7 @@ pub enum CodecError {
     /// Even with every report list cut, the result does not fit (e.g. huge outputs, which
     /// are never cut: another template may depend on each of them).
     #[error(
-        "the result is {bytes} bytes compressed with every report list cut; the bound is {MAX_ENCODED_BYTES}"
+        "the result is {bytes} bytes compressed with every report list cut; the bounds are {MAX_ENCODED_BYTES} compressed and {MAX_DECODED_BYTES} decompressed"
     )]
     TooLarge {
         /// Encoded size with every cuttable list emptied.
@@ -56,30 +56,78 @@ pub enum CodecError {
     },
 }
 
-/// Encodes `result` as gzip-compressed JSON of at most [`MAX_ENCODED_BYTES`], cutting the
-/// longest report lists (counted in their `*Omitted` fields) only when it would not fit.
+/// Encodes `result` as gzip-compressed JSON of at most [`MAX_ENCODED_BYTES`] that [`decode`]
+/// accepts (at most [`MAX_DECODED_BYTES`] of JSON), cutting the longest report lists (counted
+/// in their `*Omitted` fields) only when it would not fit.
 pub fn encode(result: &ExecutionResult) -> Result<Vec<u8>, CodecError> {
-    let whole = gzip_json(result)?;
-    if whole.len() <= MAX_ENCODED_BYTES {
-        return Ok(whole);
+    encode_within(result, Bounds::DELIVERY)
+}
+
+/// What an encoded result must fit.
+#[derive(Clone, Copy, Debug)]
+struct Bounds {
+    /// Compressed bytes (the ConfigMap).
+    encoded: usize,
+    /// Decompressed bytes (what the decoder accepts).
+    decoded: usize,
+}
+
+impl Bounds {
+    const DELIVERY: Self = Self {
+        encoded: MAX_ENCODED_BYTES,
+        decoded: MAX_DECODED_BYTES as usize,
+    };
+}
+
+/// One encoding of a result and the size of the JSON inside it.
+struct Encoded {
+    gzip: Vec<u8>,
+    json_len: usize,
+}
+
+impl Encoded {
+    fn of(result: &ExecutionResult) -> Result<Self, CodecError> {
+        let json = serde_json::to_vec(result).map_err(CodecError::Json)?;
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        encoder.write_all(&json).map_err(CodecError::Gzip)?;
+        let gzip = encoder.finish().map_err(CodecError::Gzip)?;
+        Ok(Self {
+            gzip,
+            json_len: json.len(),
+        })
     }
-    encode_capped(result)
+
+    /// Both bounds: a report of many small, repetitive entries compresses far below the
+    /// ConfigMap bound and could still be more JSON than the decoder takes.
+    fn fits(&self, bounds: Bounds) -> bool {
+        self.gzip.len() <= bounds.encoded && self.json_len <= bounds.decoded
+    }
+}
+
+fn encode_within(result: &ExecutionResult, bounds: Bounds) -> Result<Vec<u8>, CodecError> {
+    let whole = Encoded::of(result)?;
+    if whole.fits(bounds) {
+        return Ok(whole.gzip);
+    }
+    encode_capped(result, bounds)
 }
 
 /// Finds the largest per-list cap that fits. Cutting every list to the same cap cuts the
 /// longest lists first, and a smaller cap never encodes larger, so a binary search applies.
-fn encode_capped(result: &ExecutionResult) -> Result<Vec<u8>, CodecError> {
-    let floor = gzip_json(&capped(result, 0))?;
-    if floor.len() > MAX_ENCODED_BYTES {
-        return Err(CodecError::TooLarge { bytes: floor.len() });
+fn encode_capped(result: &ExecutionResult, bounds: Bounds) -> Result<Vec<u8>, CodecError> {
+    let floor = Encoded::of(&capped(result, 0))?;
+    if !floor.fits(bounds) {
+        return Err(CodecError::TooLarge {
+            bytes: floor.gzip.len(),
+        });
     }
-    let (mut fits, mut fitting) = (0, floor);
+    let (mut fits, mut fitting) = (0, floor.gzip);
     let mut too_large = longest_list(result);
     while too_large - fits > 1 {
         let cap = fits + (too_large - fits) / 2;
-        let encoded = gzip_json(&capped(result, cap))?;
-        if encoded.len() <= MAX_ENCODED_BYTES {
-            (fits, fitting) = (cap, encoded);
+        let encoded = Encoded::of(&capped(result, cap))?;
+        if encoded.fits(bounds) {
+            (fits, fitting) = (cap, encoded.gzip);
         } else {
             too_large = cap;
         }
@@ -129,13 +177,6 @@ fn cut<T>(list: &mut Vec<T>, cap: usize) -> u32 {
     let gone = list.len().saturating_sub(cap);
     list.truncate(cap);
     u32::try_from(gone).unwrap_or(u32::MAX)
-}
-
-fn gzip_json(result: &ExecutionResult) -> Result<Vec<u8>, CodecError> {
-    let json = serde_json::to_vec(result).map_err(CodecError::Json)?;
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-    encoder.write_all(&json).map_err(CodecError::Gzip)?;
-    encoder.finish().map_err(CodecError::Gzip)
 }
 
 /// Decodes what [`encode`] produced; refuses input that decompresses beyond

@@ -126,6 +126,36 @@ fn an_oversize_report_is_cut_and_says_how_much() {
 }
 
 #[test]
+fn a_report_that_compresses_well_is_still_cut_to_what_decode_accepts() {
+    let mut original = result(ExecutionKind::Drift, Outcome::Succeeded);
+    original.drift = Some(drift(400, |i, j| format!("\"10.{}.{j}.0/24\"", i % 256)));
+    let json = serde_json::to_vec(&original).unwrap().len();
+    let bounds = Bounds {
+        encoded: MAX_ENCODED_BYTES,
+        decoded: json / 2,
+    };
+    let encoded = encode_within(&original, bounds).unwrap();
+    assert!(
+        encoded.len() < json / 20,
+        "it compresses well: {}",
+        encoded.len()
+    );
+    let mut inflated = Vec::new();
+    GzDecoder::new(&encoded[..])
+        .read_to_end(&mut inflated)
+        .unwrap();
+    assert!(
+        inflated.len() <= json / 2,
+        "{} > {}",
+        inflated.len(),
+        json / 2
+    );
+    let report = decode(&encoded).unwrap().drift.unwrap();
+    assert!(report.resources.len() < 400);
+    assert_eq!(report.drifted_count(), 400, "every cut resource is counted");
+}
+
+#[test]
 fn outputs_too_large_to_fit_are_an_error_not_a_cut() {
     let mut original = result(ExecutionKind::Apply, Outcome::Succeeded);
     let huge: String = (0..40_000).map(|i| noise(i, 0)).collect();

@@ -113,4 +113,99 @@ fn run_writes_a_typed_failure_result() {
         error.message
     );
     assert!(!error.transient);
+    // Known since the fetch: the operator records which revision failed.
+    assert!(result.source_revision.is_some(), "no revision");
+}
+
+/// A `run` request for a template whose compile never ends.
+fn hanging_request(dir: &Path, timeout_seconds: u64) -> std::path::PathBuf {
+    let request = dir.join("request.json");
+    let req = serde_json::json!({
+        "id": "exec-hang", "kind": "plan", "template": "team/slow", "timeoutSeconds": timeout_seconds,
+        "source": {"content": {"content": "Kernel.sleep(600)\ntemplate :slow do\nend\n", "fileName": "slow.rb"}}
+    });
+    std::fs::write(&request, req.to_string()).unwrap();
+    request
+}
+
+fn read_result(path: &Path) -> pangea_api::exec::ExecutionResult {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+#[test]
+fn a_compile_that_never_ends_stops_at_the_executions_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let request = hanging_request(dir.path(), 2);
+    let out_file = dir.path().join("result.json");
+    let started = std::time::Instant::now();
+    let out = executor(dir.path())
+        .args(["run", "--request"])
+        .arg(&request)
+        .arg("--out")
+        .arg(&out_file)
+        .timeout(std::time::Duration::from_secs(50))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    // Not the compiler's own minute: the request's two seconds.
+    assert!(started.elapsed().as_secs() < 30, "{:?}", started.elapsed());
+    let result = read_result(&out_file);
+    assert_eq!(result.outcome, pangea_api::exec::Outcome::TimedOut);
+    let error = result.error.unwrap();
+    assert_eq!(error.reason, "DeadlineExceeded");
+    assert!(
+        error.message.starts_with("compiling the template"),
+        "{}",
+        error.message
+    );
+}
+
+/// Whether process `pid` has a child (any of its threads may have forked it).
+fn has_child(pid: u32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|task| {
+            std::fs::read_to_string(task.path().join("children"))
+                .is_ok_and(|c| !c.trim().is_empty())
+        })
+}
+
+#[test]
+fn sigterm_stops_a_compile_that_never_ends_and_the_result_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let request = hanging_request(dir.path(), 600);
+    let out_file = dir.path().join("result.json");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pangea-executor"))
+        .env("PANGEA_EXECUTOR_CACHE", dir.path())
+        .env("RUST_LOG", "warn")
+        .args(["run", "--request"])
+        .arg(&request)
+        .arg("--out")
+        .arg(&out_file)
+        .spawn()
+        .unwrap();
+    // Ruby running means the executor is compiling (and its SIGTERM handler is installed).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !has_child(child.id()) {
+        assert!(std::time::Instant::now() < deadline, "Ruby never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let stopped = std::time::Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3));
+    assert!(stopped.elapsed().as_secs() < 30, "{:?}", stopped.elapsed());
+    let error = read_result(&out_file).error.unwrap();
+    assert_eq!(error.reason, "Cancelled");
+    assert!(
+        error.message.starts_with("compiling the template"),
+        "{}",
+        error.message
+    );
 }

@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, ValueEnum};
 use pangea_operator::{
-    backend::job::PodDefaults,
+    backend::job::{PodDefaults, build::DEFAULT_DEADLINE_MARGIN},
     run::{BackendChoice, Options, run},
 };
 use tracing_subscriber::EnvFilter;
@@ -53,6 +53,18 @@ struct ExecutorPods {
     /// Seconds a finished executor Job is kept when its result was not recorded.
     #[arg(long, env = "PANGEA_EXECUTOR_TTL_SECONDS", default_value_t = 3600)]
     executor_ttl_seconds: i32,
+    /// Seconds an executor Job may run beyond the template's `reconciliation.timeout`
+    /// (its `activeDeadlineSeconds` is the sum, at least 1): the executor stops terraform
+    /// gracefully at the timeout and needs this long to release the state lock and deliver
+    /// its result. Zero or negative makes Kubernetes end the pod first, as it would a wedged
+    /// executor (for tests of that path).
+    #[arg(
+        long,
+        env = "PANGEA_EXECUTOR_DEADLINE_MARGIN_SECONDS",
+        default_value_t = DEFAULT_DEADLINE_MARGIN,
+        allow_negative_numbers = true
+    )]
+    executor_deadline_margin_seconds: i64,
 }
 
 fn parse_env(value: &str) -> Result<(String, String), String> {
@@ -166,6 +178,7 @@ impl ExecutorPods {
             executor_host_network,
             mut executor_env,
             executor_ttl_seconds,
+            executor_deadline_margin_seconds,
         } = self;
         // The emulator endpoint the operator was given reaches executor pods too.
         if let Some(endpoint) = aws_endpoint {
@@ -178,6 +191,7 @@ impl ExecutorPods {
             host_network: executor_host_network,
             env: executor_env,
             ttl_after_finished: executor_ttl_seconds,
+            deadline_margin_seconds: executor_deadline_margin_seconds,
         }
     }
 }

@@ -35,6 +35,7 @@ async fn main() -> Result<()> {
         &ns.name,
         state.path(),
         &[],
+        &[],
     )
     .await
     .context("starting pangea-operator (build it first: cargo build -p pangea-operator)")?;

@@ -53,13 +53,12 @@ impl RunArgs {
         let cancel = CancellationToken::new();
         let trigger = cancel.clone();
         // A Job pod is stopped with SIGTERM: interrupt terraform so it releases the lock.
+        // Registered before anything runs, so an early SIGTERM cancels instead of killing.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
         tokio::spawn(async move {
-            if let Ok(mut term) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            {
-                term.recv().await;
-                trigger.cancel();
-            }
+            term.recv().await;
+            trigger.cancel();
         });
         // Without a place for progress, an apply in a pod would not start (its creates could
         // not be recorded): a sink that cannot be built fails the run like a lost delivery.

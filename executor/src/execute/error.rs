@@ -73,6 +73,14 @@ pub enum ExecError {
     /// The request asks for something this executor does not do yet.
     #[error("{0}")]
     Unsupported(String),
+    /// The execution's deadline passed in a step other than a terraform command (which
+    /// reports its own): the step.
+    #[error("{0} did not finish before the execution's deadline")]
+    Deadline(&'static str),
+    /// The execution was stopped (SIGTERM to a Job pod, operator shutdown) in a step other
+    /// than a terraform command: the step.
+    #[error("{0} was cancelled: the executor is stopping")]
+    Cancelled(&'static str),
 }
 
 fn orphan_list(orphans: &[Orphan]) -> String {
@@ -118,6 +126,8 @@ impl ExecError {
             Self::Adoption(_) => "AdoptionFailed",
             Self::Progress(_) => "ProgressUnrecorded",
             Self::Unsupported(_) => "Unsupported",
+            Self::Deadline(_) => "DeadlineExceeded",
+            Self::Cancelled(_) => "Cancelled",
         }
     }
 
@@ -130,7 +140,9 @@ impl ExecError {
             | Self::Workspace(_)
             | Self::Journal(_)
             | Self::Adoption(_)
-            | Self::Progress(_) => true,
+            | Self::Progress(_)
+            | Self::Deadline(_)
+            | Self::Cancelled(_) => true,
             _ => false,
         }
     }
@@ -140,6 +152,7 @@ impl ExecError {
         matches!(
             self,
             Self::Terraform(TerraformError::Process(ProcessError::TimedOut { .. }))
+                | Self::Deadline(_)
         )
     }
 

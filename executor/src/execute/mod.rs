@@ -98,9 +98,13 @@ impl Executor {
         let mut revision = None;
         let run = async {
             self.journal_handed_back(req)?;
-            let prepared = self.prepare(req, &sensitive, &ctx).await?;
+            let fetched =
+                crate::source::fetch(&req.source, &self.cache_dir, ctx.remaining()).await?;
+            // Known from here on, failures included: the operator records which revision
+            // failed, so a failure does not read as a source change to retry.
+            revision = Some(fetched.revision.clone());
+            let prepared = self.prepare(req, fetched, &sensitive, &ctx).await?;
             ctx.progress.lock(prepared.state_lock.clone()).await;
-            revision = Some(prepared.revision.clone());
             self.run_kind(req, &prepared, &ctx).await
         };
         let mut result = self.finish(req, run.await, &scrub, started, revision);

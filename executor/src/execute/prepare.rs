@@ -1,4 +1,5 @@
-//! First half of every execution: fetch the source, compile the selected template, write the
+//! First half of every execution, once the source is fetched: compile the selected template
+//! (under the execution's deadline and cancellation, like every terraform command), write the
 //! workspace and run `init` only when what it depends on changed.
 
 use std::{ffi::OsString, path::Path, time::Instant};
@@ -15,6 +16,9 @@ use crate::{
     workspace::{self, Workspace},
 };
 
+/// The step a deadline or a stop can interrupt before terraform runs.
+const COMPILING: &str = "compiling the template";
+
 /// A workspace ready for terraform commands.
 pub struct Prepared {
     /// The template's workspace.
@@ -30,25 +34,25 @@ pub struct Prepared {
 }
 
 impl Executor {
-    /// Fetch, compile, write the workspace, `init` if needed.
+    /// Compile the fetched source, write the workspace, `init` if needed.
     pub(super) async fn prepare(
         &self,
         req: &Request,
+        fetched: source::FetchedSource,
         sensitive: &[(String, String)],
         ctx: &super::RunContext<'_>,
     ) -> Result<Prepared, ExecError> {
-        let fetched = source::fetch(&req.source, &self.cache_dir, ctx.remaining()).await?;
         let as_json = |b: &pangea_api::template::StateBackend| {
             backend::backend_json(b, &self.kubernetes_context(req))
         };
         let mut backend = req.backend.as_ref().and_then(as_json);
-        let mut compiled = self.compile(req, &fetched, backend.clone()).await?;
+        let mut compiled = self.compile(req, &fetched, backend.clone(), ctx).await?;
         let mut document = parse_document(&compiled)?;
         if backend.is_none() && !has_backend(&document) {
             // Neither the request nor the template's namespace chose a backend: the default.
             backend = req.default_backend.as_ref().and_then(as_json);
             if backend.is_some() {
-                compiled = self.compile(req, &fetched, backend.clone()).await?;
+                compiled = self.compile(req, &fetched, backend.clone(), ctx).await?;
                 document = parse_document(&compiled)?;
             }
         }
@@ -82,6 +86,7 @@ impl Executor {
         req: &Request,
         fetched: &source::FetchedSource,
         backend: Option<Value>,
+        ctx: &super::RunContext<'_>,
     ) -> Result<Box<serde_json::value::RawValue>, ExecError> {
         let request = CompileRequest {
             file: fetched.file.clone(),
@@ -91,7 +96,13 @@ impl Executor {
             root: Some(fetched.root.clone()),
             backend: backend.map_or(BackendChoice::Namespace, BackendChoice::Override),
         };
-        let mut output = self.compiler.compile(&request).await?;
+        // A template is a program: one that never ends must not outlive the execution's
+        // deadline or a stop (a Job pod's SIGTERM). Dropping the compile kills Ruby.
+        let compiling = tokio::time::timeout(ctx.remaining(), self.compiler.compile(&request));
+        let mut output = tokio::select! {
+            compiled = compiling => compiled.map_err(|_| ExecError::Deadline(COMPILING))??,
+            () = ctx.cancel.cancelled() => return Err(ExecError::Cancelled(COMPILING)),
+        };
         // Diagnostics name files as the user knows them: relative to the source tree, not to
         // the executor's cache.
         for d in output.errors.iter_mut().chain(output.warnings.iter_mut()) {

@@ -39,10 +39,13 @@ pub struct ReportBounds {
 }
 
 impl Default for ReportBounds {
-    /// About 250 KiB at worst: well inside a Kubernetes object next to everything else.
+    /// Every drifted resource of any real template (the operator bounds what it shows in
+    /// status itself), a screenful of attributes each and values cut at 256 bytes. The
+    /// result codec cuts the lists further only when the encoded result would not fit a
+    /// ConfigMap or exceed what the decoder accepts, and counts what it cut.
     fn default() -> Self {
         Self {
-            max_resources: 50,
+            max_resources: 10_000,
             max_attributes: 10,
             max_value_len: 256,
         }

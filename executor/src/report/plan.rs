@@ -8,8 +8,11 @@ use sha2::{Digest, Sha256};
 
 use super::state::StateV4;
 
-/// Changes listed in a plan report by default; the counts always cover all of them.
-pub const DEFAULT_MAX_CHANGES: usize = 50;
+/// Changes listed in a plan report by default: far above any real template, so the whole
+/// list reaches the operator (which bounds what it shows in status itself). The result codec
+/// cuts it further only when the encoded result would not fit a ConfigMap; a 3,000-resource
+/// plan travels whole. The counts always cover all changes.
+pub const DEFAULT_MAX_CHANGES: usize = 10_000;
 
 /// Counts and (bounded) addresses of the changes in a plan's JSON.
 ///

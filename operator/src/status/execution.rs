@@ -75,7 +75,9 @@ pub(super) fn interruption(c: &mut Change, f: &Finished) {
     }
     let interrupted = r.outcome == Outcome::TimedOut
         || (r.outcome == Outcome::Failed
-            && r.error.as_ref().is_some_and(|e| e.reason == INTERRUPTED));
+            && r.error
+                .as_ref()
+                .is_some_and(|e| INTERRUPTING.contains(&e.reason.as_str())));
     if r.outcome == Outcome::Succeeded {
         c.status.interrupted_apply = None;
     } else if interrupted {
@@ -88,6 +90,18 @@ pub(super) fn interruption(c: &mut Change, f: &Finished) {
 
 /// Reason of an apply whose executor pod died before reporting.
 pub const INTERRUPTED: &str = "ApplyInterrupted";
+
+/// Failure reasons that stop terraform mid-command from outside: the apply may have changed
+/// the cloud without recording it.
+const INTERRUPTING: [&str; 7] = [
+    INTERRUPTED,
+    "Killed",
+    "OOMKilled",
+    "Evicted",
+    "NodeLost",
+    "Disrupted",
+    "DeadlineExceeded",
+];
 
 /// Plans and applies evaluate the spec: they move `observedGeneration` (whatever the
 /// outcome, so `decide` tells "not tried yet" from "tried and failed"), the reconcile times

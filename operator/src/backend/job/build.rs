@@ -53,8 +53,13 @@ const REQUEST_FILE: &str = "request.json";
 /// Executor image's non-root user.
 const EXECUTOR_UID: i64 = 65532;
 
+/// Default seconds an executor Job runs beyond the execution's own deadline: room for the
+/// executor to interrupt terraform gracefully (so it releases its state lock) and deliver its
+/// result before Kubernetes ends the Job.
+pub const DEFAULT_DEADLINE_MARGIN: i64 = 90;
+
 /// Settings of executor pods that come from the operator, not the template.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct PodDefaults {
     /// Image when the template names none.
     pub image: String,
@@ -70,6 +75,23 @@ pub struct PodDefaults {
     /// Seconds a finished Job stays for inspection before Kubernetes removes it (the operator
     /// deletes it earlier, once its result is recorded).
     pub ttl_after_finished: i32,
+    /// Seconds added to the execution's deadline for the Job's `activeDeadlineSeconds`
+    /// ([`DEFAULT_DEADLINE_MARGIN`]); zero or less lets Kubernetes end the pod first.
+    pub deadline_margin_seconds: i64,
+}
+
+impl Default for PodDefaults {
+    fn default() -> Self {
+        Self {
+            image: String::new(),
+            pull_policy: None,
+            service_account: String::new(),
+            host_network: false,
+            env: Vec::new(),
+            ttl_after_finished: 0,
+            deadline_margin_seconds: DEFAULT_DEADLINE_MARGIN,
+        }
+    }
 }
 
 /// What the template says about its pod.
@@ -93,7 +115,8 @@ pub struct Launch<'a> {
     pub uid: &'a str,
     /// The execution.
     pub execution: &'a Execution,
-    /// Its deadline in seconds (`activeDeadlineSeconds`).
+    /// The execution's own deadline in seconds (the request's timeout); the Job's
+    /// `activeDeadlineSeconds` adds the operator's margin.
     pub timeout_seconds: u64,
     /// Operator defaults.
     pub defaults: &'a PodDefaults,
@@ -160,7 +183,10 @@ pub fn job(l: &Launch<'_>, owner: OwnerReference) -> Job {
         spec: Some(JobSpec {
             suspend: Some(true),
             backoff_limit: Some(0),
-            active_deadline_seconds: Some(i64::try_from(l.timeout_seconds).unwrap_or(i64::MAX)),
+            active_deadline_seconds: Some(active_deadline(
+                l.timeout_seconds,
+                l.defaults.deadline_margin_seconds,
+            )),
             ttl_seconds_after_finished: Some(l.defaults.ttl_after_finished),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
@@ -174,6 +200,15 @@ pub fn job(l: &Launch<'_>, owner: OwnerReference) -> Job {
         }),
         status: None,
     }
+}
+
+/// The Job's `activeDeadlineSeconds`: the execution's deadline plus `margin`, at least one
+/// second (Kubernetes refuses zero).
+pub fn active_deadline(timeout_seconds: u64, margin: i64) -> i64 {
+    i64::try_from(timeout_seconds)
+        .unwrap_or(i64::MAX)
+        .saturating_add(margin)
+        .max(1)
 }
 
 fn pod(l: &Launch<'_>, job: &str, result: &str) -> PodSpec {

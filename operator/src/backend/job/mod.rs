@@ -21,8 +21,9 @@ mod results;
 mod tests;
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::{Arc, Mutex},
+    time::Instant,
 };
 
 use futures::{FutureExt, StreamExt, future::BoxFuture};
@@ -55,10 +56,6 @@ use self::{
 use super::{BackendError, ExecutionBackend, Observation, TemplateKey, TemplateRef};
 use crate::{core::Execution, secrets::SecretFiles};
 
-/// Seconds the executor gets beyond its own deadline to stop terraform gracefully and
-/// deliver its result before Kubernetes ends the Job.
-const DEADLINE_GRACE: u64 = 90;
-
 /// Runs executions as Jobs.
 pub struct JobBackend {
     client: Client,
@@ -68,9 +65,9 @@ pub struct JobBackend {
     pods: Store<Pod>,
     /// Metadata of result ConfigMaps: which results are delivered.
     results: Store<PartialObjectMeta<ConfigMap>>,
-    /// Jobs created (`namespace/name`) that the watch has not shown yet: counted against the
-    /// budget so concurrent reconciles cannot overshoot it.
-    created: Mutex<HashSet<String>>,
+    /// Jobs created (`namespace/name`, and when) that the watch has not shown yet: counted
+    /// against the budget so concurrent reconciles cannot overshoot it.
+    created: Mutex<HashMap<String, Instant>>,
     /// Jobs whose result is recorded and whose deletion the watch has not shown yet.
     acked: Mutex<HashSet<String>>,
     /// Held from the budget check until the Job is counted: concurrent reconciles start
@@ -143,16 +140,16 @@ impl JobBackend {
 
     fn running_jobs(&self) -> usize {
         let seen: HashSet<String> = self.jobs.state().iter().map(|j| key(j)).collect();
-        let mut created = lock(&self.created);
-        created.retain(|k| !seen.contains(k));
+        let unseen = unseen_created(&mut lock(&self.created), &seen, Instant::now());
         let running = self
             .jobs
             .state()
             .iter()
-            .filter(|j| !j.labels().contains_key(RECORDED))
+            // Recorded or not: a Job recorded as soon as its result came still has a pod
+            // exiting, and the budget bounds pods.
             .filter(|j| observe::state(j, &self.pods_of(j), Timestamp::now()) == JobState::Running)
             .count();
-        running + created.len()
+        running + unseen
     }
 
     fn jobs_of(&self, uid: &str) -> Vec<Arc<Job>> {
@@ -197,7 +194,7 @@ impl JobBackend {
             template: &template.object.name,
             uid: &template.uid,
             execution,
-            timeout_seconds: request.timeout_seconds + DEADLINE_GRACE,
+            timeout_seconds: request.timeout_seconds,
             defaults: &self.defaults,
             overrides,
         };
@@ -209,7 +206,7 @@ impl JobBackend {
             )
             .await
             .map_err(cluster)?;
-        lock(&self.created).insert(key(&job));
+        lock(&self.created).insert(key(&job), Instant::now());
         drop(admission);
         let inputs = self.inputs(&job, &namespace, &request, &secrets).await;
         drop(secrets);
@@ -299,6 +296,19 @@ impl ExecutionBackend for JobBackend {
     fn in_flight(&self) -> usize {
         self.running_jobs()
     }
+}
+
+/// How many Jobs this operator created are not in the watch's view yet. Each is counted until
+/// the watch shows it (then the watch counts it), but a Job can also be gone before the watch
+/// was ever consulted (deleted at once after a failure, expired with its TTL): after
+/// [`observe::LAUNCH_GRACE`] its entry goes regardless, so no budget slot is held for good.
+fn unseen_created(
+    created: &mut HashMap<String, Instant>,
+    seen: &HashSet<String>,
+    now: Instant,
+) -> usize {
+    created.retain(|k, at| !seen.contains(k) && now.duration_since(*at) < observe::LAUNCH_GRACE);
+    created.len()
 }
 
 /// Whether Kubernetes considers the Job finished (it will expire with its TTL).

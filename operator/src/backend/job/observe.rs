@@ -91,22 +91,34 @@ pub fn state(job: &Job, pods: &[Pod], now: Timestamp) -> JobState {
             }),
         };
     }
-    if let Some(failure) = pods.iter().find_map(pod_failure) {
-        return JobState::Ended {
-            failure: Some(failure),
-        };
-    }
-    if let Some(failed) = condition("Failed") {
+    let from_job = condition("Failed").map(|failed| {
         let reason = failed.reason.clone().unwrap_or_else(|| "JobFailed".into());
-        return JobState::Ended {
-            failure: Some(PodFailure {
-                transient: reason == "DeadlineExceeded",
-                reason,
-                message: failed.message.clone().unwrap_or_default(),
-            }),
-        };
+        PodFailure {
+            transient: reason == "DeadlineExceeded",
+            reason,
+            message: failed.message.clone().unwrap_or_default(),
+        }
+    });
+    let from_pod = pods.iter().find_map(pod_failure);
+    // The pod's own reason (memory, eviction, a lost node, its image) says most; a bare exit
+    // code says less than the Job's deadline that caused it.
+    let failure = match (from_pod, from_job) {
+        (Some(pod), Some(job)) if is_bare_exit(&pod) && job.reason == "DeadlineExceeded" => {
+            Some(job)
+        }
+        (Some(pod), _) => Some(pod),
+        (None, job) => job,
+    };
+    match failure {
+        Some(failure) => JobState::Ended {
+            failure: Some(failure),
+        },
+        None => JobState::Running,
     }
-    JobState::Running
+}
+
+fn is_bare_exit(f: &PodFailure) -> bool {
+    matches!(f.reason.as_str(), "Killed" | "ExecutorExited")
 }
 
 fn abandoned_launch(job: &Job, now: Timestamp) -> bool {
@@ -268,6 +280,54 @@ pub fn may_have_run(failure: Option<&PodFailure>) -> bool {
     failure.is_none_or(|f| !NEVER_RAN.contains(&f.reason.as_str()))
 }
 
+/// The result to record for an ended Job: what its executor delivered, unless the pod's own
+/// ending explains that failure better. An executor whose terraform the kernel killed for
+/// memory reports "terraform failed (no output)", one stopped by the Job's deadline reports
+/// "cancelled": symptoms, while what a person must change is the memory limit or the
+/// timeout. The delivered result keeps everything else (revision, in-flight creates).
+pub fn result_of(
+    execution: &Execution,
+    delivered: Option<ExecutionResult>,
+    failure: Option<&PodFailure>,
+) -> ExecutionResult {
+    let Some(mut result) = delivered else {
+        return undelivered(execution, failure, &Remains::default());
+    };
+    let failed = matches!(result.outcome, Outcome::Failed | Outcome::TimedOut);
+    if let Some(f) = failure.filter(|f| failed && EXPLAINS_FAILURES.contains(&f.reason.as_str())) {
+        let said = result
+            .error
+            .as_ref()
+            .map(|e| format!("; the executor reported {}: {}", e.reason, e.message))
+            .unwrap_or_default();
+        let mut error = pod_error(f);
+        error.message.push_str(&said);
+        result.error = Some(error);
+        result.outcome = outcome_for(f);
+    }
+    result
+}
+
+/// Pod endings that cause the executor's own failure rather than follow from it: the kernel
+/// or Kubernetes stopped the pod while it ran.
+const EXPLAINS_FAILURES: [&str; 3] = ["OOMKilled", "DeadlineExceeded", "Evicted"];
+
+/// Whether every pod of a Job has stopped running (so the Job can stay for inspection
+/// instead of being deleted to free its pod).
+pub fn pods_done(pods: &[Pod]) -> bool {
+    !pods.is_empty()
+        && pods.iter().all(|pod| {
+            let status = pod.status.as_ref();
+            matches!(
+                status.and_then(|s| s.phase.as_deref()),
+                Some("Succeeded" | "Failed")
+            ) || status
+                .and_then(|s| s.container_statuses.as_ref())
+                .and_then(|cs| cs.first()?.state.as_ref()?.terminated.as_ref())
+                .is_some()
+        })
+}
+
 /// The result of an execution whose executor delivered none: a failure naming the pod's
 /// reason, or — for a Job that completed without a result — a failure that says so. An
 /// apply or destroy that may have run is `ApplyInterrupted` / `DestroyInterrupted`: it may
@@ -299,8 +359,12 @@ pub fn undelivered(
             .unwrap_or_default();
         let mut message = match interrupted {
             Some(reason) => {
-                error.reason = reason.into();
-                error.transient = true;
+                // A cause a person must fix (memory) keeps its name and stalls; anything else
+                // is retried from the state.
+                if failure.is_none_or(|f| f.transient) {
+                    error.reason = reason.into();
+                    error.transient = true;
+                }
                 format!(
                     "{} {} was interrupted: {}.",
                     execution.running.kind.as_str(),
@@ -350,24 +414,12 @@ fn pod_ended(execution: &Execution, failure: Option<&PodFailure>) -> ExecutionRe
             reason: "ResultMissing".into(),
             message: "the executor pod ended without delivering a result".into(),
         },
-        |f| ExecutionError {
-            transient: f.transient,
-            reason: f.reason.clone(),
-            message: if f.message.is_empty() {
-                format!("the executor pod ended: {}", f.reason)
-            } else {
-                format!("the executor pod ended: {}", f.message)
-            },
-        },
+        pod_error,
     );
     ExecutionResult {
         id: execution.running.id.clone(),
         kind: execution.running.kind,
-        outcome: if failure.is_some_and(|f| f.reason == "DeadlineExceeded") {
-            Outcome::TimedOut
-        } else {
-            Outcome::Failed
-        },
+        outcome: failure.map_or(Outcome::Failed, outcome_for),
         source_revision: None,
         drift: None,
         plan: None,
@@ -379,5 +431,25 @@ fn pod_ended(execution: &Execution, failure: Option<&PodFailure>) -> ExecutionRe
         in_flight_creates: Vec::new(),
         adopted: Vec::new(),
         orphans: Vec::new(),
+    }
+}
+
+fn pod_error(f: &PodFailure) -> ExecutionError {
+    ExecutionError {
+        transient: f.transient,
+        reason: f.reason.clone(),
+        message: if f.message.is_empty() {
+            format!("the executor pod ended: {}", f.reason)
+        } else {
+            format!("the executor pod ended: {}", f.message)
+        },
+    }
+}
+
+fn outcome_for(f: &PodFailure) -> Outcome {
+    if f.reason == "DeadlineExceeded" {
+        Outcome::TimedOut
+    } else {
+        Outcome::Failed
     }
 }

@@ -56,7 +56,9 @@ impl JobBackend {
                 JobState::Ended { failure } => {
                     let (delivered, progress) = self.delivered(&job).await;
                     let result = match delivered {
-                        Some(result) => result,
+                        Some(result) => {
+                            observe::result_of(&execution, Some(result), failure.as_ref())
+                        }
                         None => {
                             let remains = self.remains(&job, failure.as_ref(), progress).await;
                             observe::undelivered(&execution, failure.as_ref(), &remains)
@@ -132,9 +134,11 @@ impl JobBackend {
     /// delivered is only exiting, and stays for `kubectl get jobs`.
     pub(super) async fn record_jobs(&self, jobs: Vec<Arc<Job>>) {
         let label = serde_json::json!({"metadata": {"labels": {RECORDED: "true"}}});
-        let (ended, stuck): (Vec<_>, Vec<_>) = jobs
-            .into_iter()
-            .partition(|j| finished(j) || self.result_ready(j));
+        // Kubernetes marks a Job failed a moment after its pod: a pod that ended already
+        // (OOM-killed, say) keeps its Job for inspection like any finished one.
+        let (ended, stuck): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|j| {
+            finished(j) || observe::pods_done(&self.pods_of(j)) || self.result_ready(j)
+        });
         self.delete_jobs(stuck).await;
         for job in ended {
             let namespace = job.namespace().unwrap_or_default();

@@ -47,7 +47,7 @@ fn built(defaults: &PodDefaults, overrides: &PodOverrides) -> Job {
         template: "web",
         uid: "uid-1",
         execution: &execution,
-        timeout_seconds: 690,
+        timeout_seconds: 600,
         defaults,
         overrides,
     };
@@ -84,7 +84,11 @@ fn the_job_is_suspended_hardened_owned_and_carries_its_execution() {
     let spec = job.spec.as_ref().unwrap();
     assert_eq!(spec.suspend, Some(true));
     assert_eq!(spec.backoff_limit, Some(0));
-    assert_eq!(spec.active_deadline_seconds, Some(690));
+    assert_eq!(
+        spec.active_deadline_seconds,
+        Some(690),
+        "the timeout plus the margin"
+    );
     assert_eq!(spec.ttl_seconds_after_finished, Some(600));
     assert_eq!(
         job.metadata.owner_references.as_ref().unwrap()[0].kind,
@@ -120,6 +124,21 @@ fn the_job_is_suspended_hardened_owned_and_carries_its_execution() {
     assert_eq!(names, ["POD_NAMESPACE"]);
     // The execution reads back from the Job alone.
     assert_eq!(execution_of(&job), Some(execution()));
+}
+
+#[test]
+fn the_deadline_margin_moves_the_jobs_deadline_never_below_a_second() {
+    assert_eq!(active_deadline(600, DEFAULT_DEADLINE_MARGIN), 690);
+    assert_eq!(active_deadline(30, 0), 30);
+    assert_eq!(active_deadline(30, -15), 15, "Kubernetes' deadline first");
+    assert_eq!(active_deadline(30, -45), 1);
+    assert_eq!(active_deadline(u64::MAX, 90), i64::MAX);
+    let early = PodDefaults {
+        deadline_margin_seconds: -15,
+        ..defaults()
+    };
+    let job = built(&early, &PodOverrides::default());
+    assert_eq!(job.spec.unwrap().active_deadline_seconds, Some(585));
 }
 
 #[test]
@@ -380,4 +399,166 @@ fn a_result_configmap_wakes_its_template_and_is_found_by_its_role() {
         map.metadata.name.unwrap(),
         result_name(job.metadata.name.as_deref().unwrap())
     );
+}
+
+/// What an executor delivers when its run failed: `reason` and a revision it knew.
+fn delivered(outcome: Outcome, reason: &str, message: &str) -> pangea_api::exec::ExecutionResult {
+    let mut result = undelivered(&execution(), None, &Remains::default());
+    result.outcome = outcome;
+    result.source_revision = Some("sha256:abc".into());
+    result.in_flight_creates = vec![pangea_api::exec::InFlightCreate {
+        address: "aws_vpc.main".into(),
+        resource_type: "aws_vpc".into(),
+    }];
+    result.error = Some(pangea_api::exec::ExecutionError {
+        transient: true,
+        reason: reason.into(),
+        message: message.into(),
+    });
+    result
+}
+
+fn ended(job: &Job, pods: &[Pod]) -> Option<PodFailure> {
+    match state(job, pods, now()) {
+        JobState::Ended { failure } => failure,
+        JobState::Running => panic!("still running"),
+    }
+}
+
+#[test]
+fn a_child_killed_for_memory_is_reported_as_oomkilled_not_as_its_symptom() {
+    // The kernel killed terraform; the executor lived, reported the symptom and exited 3;
+    // containerd saw the OOM in the container's cgroup.
+    let oom = pod(
+        serde_json::json!({"phase": "Failed", "containerStatuses": [{"name": "executor",
+        "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+        "state": {"terminated": {"exitCode": 3, "reason": "OOMKilled"}}}]}),
+    );
+    let running = job_with(serde_json::json!({"active": 1}));
+    let failure = ended(&running, &[oom]);
+    let said = delivered(
+        Outcome::Failed,
+        "TerraformFailed",
+        "`terraform init` failed: (no output)",
+    );
+    let result = result_of(&execution(), Some(said.clone()), failure.as_ref());
+    let error = result.error.as_ref().unwrap();
+    assert_eq!(
+        (error.reason.as_str(), error.transient),
+        ("OOMKilled", false)
+    );
+    assert!(
+        error.message.contains("resources.limits.memory"),
+        "{}",
+        error.message
+    );
+    assert!(
+        error.message.ends_with(
+            "the executor reported TerraformFailed: `terraform init` failed: (no output)"
+        ),
+        "{}",
+        error.message
+    );
+    assert_eq!(result.outcome, Outcome::Failed);
+    // Everything else the executor knew stays.
+    assert_eq!(result.source_revision, said.source_revision);
+    assert_eq!(result.in_flight_creates, said.in_flight_creates);
+}
+
+#[test]
+fn a_job_ended_at_its_deadline_is_reported_as_timed_out_not_cancelled() {
+    let deadline = job_with(serde_json::json!({"conditions": [
+        {"type": "FailureTarget", "status": "True", "reason": "DeadlineExceeded", "message": "Job was active longer than specified deadline"},
+        {"type": "Failed", "status": "True", "reason": "DeadlineExceeded", "message": "Job was active longer than specified deadline"}]}));
+    let stopped = pod(
+        serde_json::json!({"phase": "Failed", "containerStatuses": [{"name": "executor",
+        "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+        "state": {"terminated": {"exitCode": 3, "reason": "Error"}}}]}),
+    );
+    let failure = ended(&deadline, &[stopped]);
+    let said = delivered(
+        Outcome::Failed,
+        "Cancelled",
+        "compiling the template was cancelled: the executor is stopping",
+    );
+    let result = result_of(&execution(), Some(said), failure.as_ref());
+    assert_eq!(result.outcome, Outcome::TimedOut);
+    let error = result.error.unwrap();
+    assert_eq!(error.reason, "DeadlineExceeded");
+    assert!(error.message.starts_with("the executor pod ended: Job was active longer than specified deadline; the executor reported Cancelled"), "{}", error.message);
+}
+
+#[test]
+fn the_executors_own_result_stands_when_the_pod_ending_only_follows_from_it() {
+    // Exit 3 after a failure of its own: Kubernetes only counts the failed pod.
+    let failed = job_with(serde_json::json!({"conditions": [
+        {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]}));
+    let failure = ended(&failed, &[]);
+    let said = delivered(Outcome::Failed, "TemplateError", "web.rb:2: NoMethodError");
+    assert_eq!(
+        result_of(&execution(), Some(said.clone()), failure.as_ref()),
+        said
+    );
+    // A result that succeeded is a success, whatever happened to the pod afterwards.
+    let oom = PodFailure {
+        reason: "OOMKilled".into(),
+        message: String::new(),
+        transient: false,
+    };
+    let mut fine = said;
+    fine.outcome = Outcome::Succeeded;
+    fine.error = None;
+    assert_eq!(
+        result_of(&execution(), Some(fine.clone()), Some(&oom)),
+        fine
+    );
+    // Nothing delivered: the pod's reason alone.
+    let alone = result_of(&execution(), None, Some(&oom));
+    assert_eq!(alone.error.unwrap().reason, "OOMKilled");
+}
+
+#[test]
+fn a_job_whose_pod_ended_is_kept_and_one_whose_pod_cannot_start_is_not() {
+    let ended_pod = pod(serde_json::json!({"phase": "Failed"}));
+    let terminated = pod(
+        serde_json::json!({"phase": "Running", "containerStatuses": [{"name": "executor",
+        "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+        "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}),
+    );
+    let waiting = pod(
+        serde_json::json!({"phase": "Pending", "containerStatuses": [{"name": "executor",
+        "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+        "state": {"waiting": {"reason": "ErrImageNeverPull"}}}]}),
+    );
+    assert!(pods_done(std::slice::from_ref(&ended_pod)));
+    assert!(pods_done(&[terminated]));
+    assert!(!pods_done(std::slice::from_ref(&waiting)));
+    assert!(!pods_done(&[ended_pod, waiting]));
+    assert!(
+        !pods_done(&[]),
+        "no pod seen: nothing is known to have ended"
+    );
+}
+
+#[test]
+fn a_created_job_counts_against_the_budget_until_seen_and_never_for_good() {
+    use std::{
+        collections::{HashMap, HashSet},
+        time::{Duration, Instant},
+    };
+    let start = Instant::now();
+    let mut created = HashMap::from([("ns/a".to_owned(), start), ("ns/b".to_owned(), start)]);
+    let seen = HashSet::from(["ns/a".to_owned()]);
+    assert_eq!(
+        super::unseen_created(&mut created, &seen, start),
+        1,
+        "a is counted by the watch"
+    );
+    // b was deleted (or expired) before the watch was ever consulted: it must not hold a slot.
+    let later = start + LAUNCH_GRACE + Duration::from_secs(1);
+    assert_eq!(
+        super::unseen_created(&mut created, &HashSet::new(), later),
+        0
+    );
+    assert!(created.is_empty());
 }
