@@ -511,12 +511,12 @@ async fn a_3000_resource_plan_report_reaches_the_operator_intact() -> Result<()>
         .await?;
     let plan = planned.status.unwrap().plan.unwrap();
     assert_eq!((plan.add, plan.change, plan.destroy), (3000, 0, 0));
+    // The result is recorded as soon as it is delivered; the Job completes moments later.
     let job = s
-        .jobs()
-        .await?
-        .into_iter()
-        .find(|j| job_name(j).starts_with("many-plan-"))
-        .context("the plan Job")?;
+        .job_until("completed", |j| {
+            job_name(j).starts_with("many-plan-") && job_has(j, "Complete")
+        })
+        .await?;
     let (result, encoded) = delivered(&s, &job).await?;
     let report = result.plan.clone().context("a plan report")?;
     ensure!(

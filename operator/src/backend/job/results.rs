@@ -1,8 +1,9 @@
 //! Reading results back and acknowledging them. The executor marks its result ConfigMap
 //! delivered (annotation) in the same patch that writes the result; a metadata-only watch of
-//! those ConfigMaps wakes the template at once, so a result is recorded as soon as it is
-//! there instead of after the pod has exited and the Job controller has noticed (about 2.4 s
-//! per execution on the harness's node), and results are read with one GET each.
+//! those ConfigMaps wakes the template at once, so a successful (or refused) result is
+//! recorded as soon as it is there instead of after the pod has exited and the Job controller
+//! has noticed (about 2.4 s per execution on the harness's node). A failure waits for the
+//! pod's ending, which may explain it better. Results are read with one GET each.
 
 use std::{collections::HashSet, sync::Arc};
 
@@ -16,7 +17,7 @@ use kube::{
     api::{DeleteParams, Patch, PatchParams},
     runtime::reflector::ObjectRef,
 };
-use pangea_api::exec::{ExecutionResult, Progress};
+use pangea_api::exec::{ExecutionResult, Outcome, Progress};
 use pangea_executor::result_codec;
 
 use super::{
@@ -36,9 +37,13 @@ impl JobBackend {
             };
             let state = observe::state(&job, &self.pods_of(&job), Timestamp::now());
             if state == JobState::Running && self.result_ready(&job) {
-                // Delivered while its pod is still exiting: record it now rather than
-                // seconds later, when the kubelet and the Job controller have caught up.
-                if let (Some(result), _) = self.delivered(&job).await {
+                // Delivered while its pod is still exiting: record a success or a refusal now
+                // rather than seconds later, when the kubelet and the Job controller have
+                // caught up. A failure waits for the pod's ending, which may explain it
+                // better (terraform killed for memory, the Job's deadline).
+                if let (Some(result), _) = self.delivered(&job).await
+                    && matches!(result.outcome, Outcome::Succeeded | Outcome::Refused)
+                {
                     observation.finished.push(Finished { execution, result });
                     continue;
                 }
