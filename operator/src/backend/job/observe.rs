@@ -101,8 +101,10 @@ pub fn state(job: &Job, pods: &[Pod], now: Timestamp) -> JobState {
     });
     let from_pod = pods.iter().find_map(pod_failure);
     // The pod's own reason (memory, eviction, a lost node, its image) says most; a bare exit
-    // code says less than the Job's deadline that caused it.
+    // code says less than the Job's deadline that may have caused it, so it waits for the
+    // Job controller's verdict (a moment later).
     let failure = match (from_pod, from_job) {
+        (Some(pod), None) if is_bare_exit(&pod) => None,
         (Some(pod), Some(job)) if is_bare_exit(&pod) && job.reason == "DeadlineExceeded" => {
             Some(job)
         }

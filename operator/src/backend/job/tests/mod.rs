@@ -272,10 +272,20 @@ fn killed_pod() -> Pod {
     )
 }
 
+fn failed_job() -> Job {
+    job_with(
+        serde_json::json!({"failed": 1, "conditions": [{"type": "Failed", "status": "True",
+        "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]}),
+    )
+}
+
 #[test]
-fn a_killed_executor_ends_its_job_at_once_with_the_exit_named() {
+fn a_killed_executor_ends_its_job_with_the_exit_named_once_the_job_failed() {
     let running = job_with(serde_json::json!({"active": 1}));
-    let JobState::Ended { failure: Some(f) } = state(&running, &[killed_pod()], now()) else {
+    // A bare exit waits for the Job controller: it may yet say the deadline caused it.
+    assert_eq!(state(&running, &[killed_pod()], now()), JobState::Running);
+    let failed = failed_job();
+    let JobState::Ended { failure: Some(f) } = state(&failed, &[killed_pod()], now()) else {
         panic!()
     };
     assert_eq!((f.reason.as_str(), f.transient), ("Killed", true));
@@ -287,8 +297,7 @@ fn a_killed_executor_ends_its_job_at_once_with_the_exit_named() {
 
 #[test]
 fn an_apply_whose_pod_died_is_interrupted_with_its_lock_and_creates_named() {
-    let running = job_with(serde_json::json!({"active": 1}));
-    let JobState::Ended { failure } = state(&running, &[killed_pod()], now()) else {
+    let JobState::Ended { failure } = state(&failed_job(), &[killed_pod()], now()) else {
         panic!()
     };
     let create = pangea_api::exec::InFlightCreate {
