@@ -10,6 +10,7 @@
 pub mod control_plane;
 pub mod emulator;
 pub mod faults;
+pub mod fixtures;
 pub mod images;
 pub mod job_cluster;
 pub mod jobs;

@@ -39,26 +39,8 @@ const CONTAINER_TIMEOUT: Duration = Duration::from_secs(420);
 const CHILD_TIMEOUT: Duration = Duration::from_secs(1200);
 /// The image's user (`scripts/build-images.sh`): mounted directories it writes must be its.
 const EXECUTOR_UID: u32 = 65532;
-/// The security group's name in [`WEB`].
+/// The security group's name in [`web`].
 const SECURITY_GROUP: &str = "image-test-web";
-
-const WEB: &str = r#"template :web do
-  provider :aws do
-    region "us-east-1"
-  end
-  resource :aws_vpc, :main do
-    cidr_block "10.72.0.0/16"
-  end
-  resource :aws_security_group, :web do
-    name "image-test-web"
-    description "HTTPS from the internal network only"
-    vpc_id ref(:aws_vpc, :main, :id)
-    ingress([{ description: "https", from_port: 443, to_port: 443, protocol: "tcp",
-               cidr_blocks: ["10.0.0.0/8"], ipv6_cidr_blocks: [], prefix_list_ids: [],
-               security_groups: [], self: false }])
-  end
-end
-"#;
 
 #[test]
 #[ignore = "needs the bootstrapped harness (podman, executor images, emulator): scripts/test.sh runs it"]
@@ -162,7 +144,7 @@ impl Mounts {
         let template = dir.join("template");
         let cache = dir.join("cache");
         std::fs::create_dir(&template)?;
-        std::fs::write(template.join("web.rb"), WEB)?;
+        std::fs::write(template.join("web.rb"), web())?;
         // Readable by the image's user: the run directory itself is private (0700).
         std::fs::set_permissions(&template, std::fs::Permissions::from_mode(0o755))?;
         std::fs::create_dir(&cache)?;
@@ -268,4 +250,8 @@ impl std::fmt::Display for Finished {
             self.exit_code, self.seconds, self.stdout, self.stderr
         )
     }
+}
+
+fn web() -> String {
+    pangea_e2e::fixtures::web_template("10.72.0.0/16", SECURITY_GROUP)
 }

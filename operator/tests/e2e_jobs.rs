@@ -28,31 +28,13 @@ fn cond<'a>(t: &'a PangeaTemplate, type_: &str) -> Option<&'a str> {
     pangea_e2e::condition_status(t, type_)
 }
 
-const WEB: &str = r#"template :web do
-  provider :aws do
-    region "us-east-1"
-  end
-  resource :aws_vpc, :main do
-    cidr_block "10.71.0.0/16"
-  end
-  resource :aws_security_group, :web do
-    name "e2e-jobs-web"
-    description "HTTPS from the internal network only"
-    vpc_id ref(:aws_vpc, :main, :id)
-    ingress([{ description: "https", from_port: 443, to_port: 443, protocol: "tcp",
-               cidr_blocks: ["10.0.0.0/8"], ipv6_cidr_blocks: [], prefix_list_ids: [],
-               security_groups: [], self: false }])
-  end
-end
-"#;
-
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the bootstrapped harness with a node: scripts/test.sh runs it"]
 async fn drift_is_detected_and_remediated_through_executor_jobs() -> Result<()> {
     let s = start("jobs", &[]).await?;
     let mut jobs = Vec::new();
     s.create("web", serde_json::json!({
-        "source": {"inline": WEB}, "pangea": {"autoApprove": true},
+        "source": {"inline": web()}, "pangea": {"autoApprove": true},
         "driftDetection": {"interval": "1m", "autoRemediate": true, "remediationPolicy": "immediate"}
     }))
     .await?;
@@ -112,7 +94,7 @@ async fn a_job_outlives_a_killed_operator_and_its_result_is_recorded_once() -> R
     let mut s = start("jobs-crash", &[]).await?;
     s.create(
         "web",
-        serde_json::json!({"source": {"inline": WEB}, "pangea": {"autoApprove": true}}),
+        serde_json::json!({"source": {"inline": web()}, "pangea": {"autoApprove": true}}),
     )
     .await?;
     // Killed once the Job runs (resumed): a launch cut short before that is another case,
@@ -292,4 +274,8 @@ async fn the_execution_budget_bounds_executor_pods_across_templates() -> Result<
         "executions never overlapped ({most}): the budget was not exercised"
     );
     Ok(())
+}
+
+fn web() -> String {
+    pangea_e2e::fixtures::web_template("10.71.0.0/16", "e2e-jobs-web")
 }

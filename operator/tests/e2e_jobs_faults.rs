@@ -208,24 +208,6 @@ fn job_failed_for(job: &Job, reason: &str) -> bool {
         })
 }
 
-const WEB: &str = r#"template :web do
-  provider :aws do
-    region "us-east-1"
-  end
-  resource :aws_vpc, :main do
-    cidr_block "10.72.0.0/16"
-  end
-  resource :aws_security_group, :web do
-    name "e2e-faults-web"
-    description "HTTPS from the internal network only"
-    vpc_id ref(:aws_vpc, :main, :id)
-    ingress([{ description: "https", from_port: 443, to_port: 443, protocol: "tcp",
-               cidr_blocks: ["10.0.0.0/8"], ipv6_cidr_blocks: [], prefix_list_ids: [],
-               security_groups: [], self: false }])
-  end
-end
-"#;
-
 /// The Job carries `pangea.io/recorded=true`: its result is in status.
 fn recorded(job: &Job) -> bool {
     job.metadata.labels.as_ref().is_some_and(|l| {
@@ -242,7 +224,7 @@ async fn a_drift_result_survives_status_writes_the_apiserver_denies() -> Result<
     let denial = StatusWriteDenial::install(s.cp.client(), &s.ns.name, "web").await?;
     s.create(
         "web",
-        serde_json::json!({"source": {"inline": WEB}, "pangea": {"autoApprove": true},
+        serde_json::json!({"source": {"inline": web()}, "pangea": {"autoApprove": true},
             "driftDetection": {"interval": "1m"}}),
     )
     .await?;
@@ -560,4 +542,8 @@ async fn delivered(s: &JobCluster, job: &Job) -> Result<(ExecutionResult, usize)
         pangea_executor::result_codec::decode(&bytes.0)?,
         bytes.0.len(),
     ))
+}
+
+fn web() -> String {
+    pangea_e2e::fixtures::web_template("10.72.0.0/16", "e2e-faults-web")
 }

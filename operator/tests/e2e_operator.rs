@@ -113,24 +113,6 @@ fn drifted(t: &PangeaTemplate) -> bool {
     cond(t, condition::DRIFTED) == Some("True")
 }
 
-const WEB: &str = r#"template :web do
-  provider :aws do
-    region "us-east-1"
-  end
-  resource :aws_vpc, :main do
-    cidr_block "10.70.0.0/16"
-  end
-  resource :aws_security_group, :web do
-    name "e2e-web"
-    description "HTTPS from the internal network only"
-    vpc_id ref(:aws_vpc, :main, :id)
-    ingress([{ description: "https", from_port: 443, to_port: 443, protocol: "tcp",
-               cidr_blocks: ["10.0.0.0/8"], ipv6_cidr_blocks: [], prefix_list_ids: [],
-               security_groups: [], self: false }])
-  end
-end
-"#;
-
 const AUDIT: &str = r#"template :audit do
   provider :aws do
     region "us-east-1"
@@ -152,7 +134,7 @@ end
 async fn drift_is_detected_with_detail_and_remediated_only_where_the_policy_says() -> Result<()> {
     let s = Setup::start("drift").await?;
     let drift = |remediate: bool| serde_json::json!({"interval": "1m", "autoRemediate": remediate, "remediationPolicy": "immediate"});
-    s.create("web", serde_json::json!({"source": {"inline": WEB}, "pangea": {"autoApprove": true}, "driftDetection": drift(true)})).await?;
+    s.create("web", serde_json::json!({"source": {"inline": web()}, "pangea": {"autoApprove": true}, "driftDetection": drift(true)})).await?;
     s.create("audit", serde_json::json!({"source": {"inline": AUDIT}, "pangea": {"autoApprove": true}, "driftDetection": drift(false)})).await?;
     for name in ["web", "audit"] {
         let t = s.until(name, "Ready", ready).await?;
@@ -328,7 +310,7 @@ async fn a_killed_operator_converges_after_restart_without_duplicates() -> Resul
     let mut s = Setup::start("crash").await?;
     s.create(
         "web",
-        serde_json::json!({"source": {"inline": WEB}, "pangea": {"autoApprove": true}}),
+        serde_json::json!({"source": {"inline": web()}, "pangea": {"autoApprove": true}}),
     )
     .await?;
     // Kill -9 while the first apply runs.
@@ -353,7 +335,7 @@ async fn sigterm_interrupts_the_running_apply_and_releases_the_lock() -> Result<
     let mut s = Setup::start("term").await?;
     s.create(
         "web",
-        serde_json::json!({"source": {"inline": WEB}, "pangea": {"autoApprove": true}}),
+        serde_json::json!({"source": {"inline": web()}, "pangea": {"autoApprove": true}}),
     )
     .await?;
     s.until("web", "Reconciling", |t| {
@@ -517,4 +499,8 @@ async fn a_missing_configmap_and_a_ruby_error_are_reported_and_recover_when_fixe
     s.until("from-cm", "recovered", ready).await?;
     s.until("ruby", "recovered", ready).await?;
     Ok(())
+}
+
+fn web() -> String {
+    pangea_e2e::fixtures::web_template("10.70.0.0/16", "e2e-web")
 }
