@@ -50,7 +50,6 @@ impl Scenario {
 
     /// Runs `pangea-executor <sub> --format json` and returns its results.
     fn run(&mut self, sub: &str, extra: &[&str]) -> Result<(Option<i32>, Vec<ExecutionResult>)> {
-        let tools = Toolchain::load()?;
         let mut cmd = std::process::Command::cargo_bin("pangea-executor")?;
         cmd.arg(sub)
             .arg(Self::template())
@@ -66,7 +65,14 @@ impl Scenario {
             .envs(self.aws.aws_env())
             .env("PANGEA_AWS_ENDPOINT", self.aws.endpoint())
             .env("PANGEA_BUCKET_PREFIX", PREFIX)
-            .env("TF_CLI_CONFIG_FILE", &tools.tf_cli_config)
+            // As the README's commands run on a fresh machine: the CLI configuration named
+            // by the environment does not exist, so the executor finds the provider mirror
+            // the bootstrap recorded (offline: the registry is unreachable).
+            .env(
+                "TF_CLI_CONFIG_FILE",
+                self.dir.path().join("missing-terraformrc"),
+            )
+            .env_remove("PANGEA_PROVIDER_MIRROR")
             .env("RUST_LOG", "debug");
         let out: Output = cmd.output()?;
         let (stdout, stderr) = (

@@ -17,6 +17,7 @@ use pangea_api::{PangeaTemplate, PangeaTemplateStatus};
 
 use crate::{
     backend::ExecutionBackend,
+    leader::Leading,
     metrics::Metrics,
     status::{self, Emit},
 };
@@ -43,16 +44,26 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Settings.
     pub settings: Settings,
+    /// Whether this process leads (checked before every start and status write).
+    pub leading: Leading,
     written: Mutex<HashMap<String, PangeaTemplateStatus>>,
 }
 
-/// Errors writing status or Events.
+/// Errors writing status.
 #[derive(Debug, thiserror::Error)]
-#[error("writing status of {name}: {source}")]
-pub struct WriteError {
-    name: String,
-    #[source]
-    source: kube::Error,
+pub enum WriteError {
+    /// The apiserver refused or failed the patch.
+    #[error("writing status of {name}: {source}")]
+    Patch {
+        /// The template.
+        name: String,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
+    /// Leadership ended: the new leader writes this status.
+    #[error("not writing status of {0}: this operator no longer leads")]
+    NotLeading(String),
 }
 
 impl Context {
@@ -63,6 +74,7 @@ impl Context {
         recorder: Recorder,
         metrics: Arc<Metrics>,
         settings: Settings,
+        leading: Leading,
     ) -> Self {
         Self {
             client,
@@ -70,6 +82,7 @@ impl Context {
             recorder,
             metrics,
             settings,
+            leading,
             written: Mutex::default(),
         }
     }
@@ -90,6 +103,9 @@ impl Context {
         if !status::content_changed(&previous, new) {
             return Ok(false);
         }
+        if !self.leading.holds() {
+            return Err(WriteError::NotLeading(tpl.name_any()));
+        }
         let api: Api<PangeaTemplate> =
             Api::namespaced(self.client.clone(), &tpl.namespace().unwrap_or_default());
         let patch = serde_json::json!({
@@ -100,7 +116,7 @@ impl Context {
         let params = PatchParams::apply(FIELD_MANAGER).force();
         api.patch_status(&tpl.name_any(), &params, &Patch::Apply(&patch))
             .await
-            .map_err(|source| WriteError {
+            .map_err(|source| WriteError::Patch {
                 name: tpl.name_any(),
                 source,
             })?;

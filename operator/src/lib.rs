@@ -23,6 +23,7 @@ pub mod backend;
 pub mod context;
 pub mod controller;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 pub mod request;

@@ -5,6 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 use clap::{Parser, ValueEnum};
 use pangea_operator::{
     backend::job::{PodDefaults, build::DEFAULT_DEADLINE_MARGIN},
+    leader::{self, ElectionConfig},
     run::{BackendChoice, Options, run},
 };
 use tracing_subscriber::EnvFilter;
@@ -67,6 +68,51 @@ struct ExecutorPods {
     executor_deadline_margin_seconds: i64,
 }
 
+/// Leader election: run several replicas, one acts.
+#[derive(Debug, clap::Args)]
+struct Election {
+    /// Take part in leader election through a `coordination.k8s.io` Lease: only the leader
+    /// reconciles and starts executions; standbys wait, ready, and take over when it stops.
+    #[arg(long, env = "PANGEA_LEADER_ELECT")]
+    leader_elect: bool,
+    /// Namespace of the Lease (default: the pod's own, from the downward API).
+    #[arg(long, env = "POD_NAMESPACE")]
+    leader_election_namespace: Option<String>,
+    /// Name of the Lease.
+    #[arg(
+        long,
+        env = "PANGEA_LEADER_ELECTION_ID",
+        default_value = "pangea-operator-leader"
+    )]
+    leader_election_id: String,
+    /// Seconds a renewal keeps the Lease: a standby takes over at most this long (plus a
+    /// second) after the leader dies; the leader renews every third of it.
+    #[arg(
+        long,
+        env = "PANGEA_LEADER_LEASE_SECONDS",
+        default_value_t = 15,
+        value_parser = clap::value_parser!(u64).range(3..=3600)
+    )]
+    leader_lease_seconds: u64,
+}
+
+impl Election {
+    fn into_config(self) -> Result<Option<ElectionConfig>, String> {
+        if !self.leader_elect {
+            return Ok(None);
+        }
+        let namespace = self.leader_election_namespace.ok_or(
+            "--leader-elect needs --leader-election-namespace (or POD_NAMESPACE from the downward API)",
+        )?;
+        Ok(Some(ElectionConfig {
+            namespace,
+            lease_name: self.leader_election_id,
+            identity: leader::identity(std::env::var("POD_NAME").ok().as_deref()),
+            lease_duration: std::time::Duration::from_secs(self.leader_lease_seconds),
+        }))
+    }
+}
+
 fn parse_env(value: &str) -> Result<(String, String), String> {
     value
         .split_once('=')
@@ -107,6 +153,8 @@ struct Args {
     execution_backend: Backend,
     #[command(flatten)]
     executor_pods: ExecutorPods,
+    #[command(flatten)]
+    election: Election,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "PANGEA_METRICS_ADDR", default_value = "127.0.0.1:9090")]
     metrics_addr: SocketAddr,
@@ -132,7 +180,7 @@ struct Args {
 }
 
 impl Args {
-    fn into_options(self) -> (Options, LogFormat) {
+    fn into_options(self) -> Result<(Options, LogFormat), String> {
         let Self {
             kubeconfig,
             namespaces,
@@ -141,6 +189,7 @@ impl Args {
             reconcile_concurrency,
             execution_backend,
             executor_pods,
+            election,
             metrics_addr,
             state_dir,
             ruby,
@@ -164,8 +213,9 @@ impl Args {
             aws_endpoint,
             crd_wait: std::time::Duration::from_secs(crd_wait_seconds),
             execution_backend,
+            leader_election: election.into_config()?,
         };
-        (options, log_format)
+        Ok((options, log_format))
     }
 }
 
@@ -221,7 +271,13 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let (options, log_format) = Args::parse().into_options();
+    let (options, log_format) = match Args::parse().into_options() {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
     init_tracing(log_format);
     match run(options, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

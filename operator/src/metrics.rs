@@ -42,6 +42,7 @@ pub struct Metrics {
     time_to_remediate: Histogram,
     status_writes: Counter,
     templates: Gauge,
+    leader: Gauge,
     /// Current drift severity per template uid, to keep `drifted` exact.
     drift_by_template: Mutex<HashMap<String, Severity>>,
     /// Template uids reconciled by this process, to keep `templates` exact.
@@ -73,6 +74,7 @@ impl Default for Metrics {
         let time_to_remediate = Histogram::new(seconds_buckets());
         let status_writes = Counter::default();
         let templates = Gauge::default();
+        let leader = Gauge::default();
         registry.register(
             "reconcile_duration_seconds",
             "Time spent in one reconcile",
@@ -117,6 +119,12 @@ impl Default for Metrics {
             "Templates this process has reconciled at least once and not seen deleted",
             templates.clone(),
         );
+        // Every replica exports it, so "no leader" is `max(pangea_leader) < 1` across them.
+        registry.register(
+            "leader",
+            "1 while this process leads (reconciles and starts executions), 0 on a standby",
+            leader.clone(),
+        );
         Self {
             registry,
             reconcile_duration,
@@ -128,6 +136,7 @@ impl Default for Metrics {
             time_to_remediate,
             status_writes,
             templates,
+            leader,
             drift_by_template: Mutex::default(),
             reconciled_templates: Mutex::default(),
         }
@@ -211,6 +220,11 @@ impl Metrics {
     /// Drift was removed `seconds` after it was first detected.
     pub fn remediated_after(&self, seconds: f64) {
         self.time_to_remediate.observe(seconds);
+    }
+
+    /// Whether this process leads now.
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
     }
 
     /// A status patch was sent.

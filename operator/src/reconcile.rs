@@ -185,6 +185,10 @@ impl Effects for Runtime<'_> {
 
     fn start<'a>(&'a self, start: &'a Start) -> BoxFuture<'a, Result<(), StartError>> {
         async move {
+            // Checked as late as possible: leadership can end while a reconcile runs.
+            if !self.ctx.leading.holds() {
+                return Err(StartError("this operator no longer leads".into()));
+            }
             let resolved = self
                 .resolved
                 .lock()

@@ -30,6 +30,7 @@ use crate::{
     },
     context::{Context, Settings},
     http::Readiness,
+    leader::{ElectionConfig, ElectionError, Elector, Leading, Loss},
     metrics::Metrics,
 };
 
@@ -58,6 +59,8 @@ pub struct Options {
     pub crd_wait: Duration,
     /// Where executions run.
     pub execution_backend: BackendChoice,
+    /// Take part in leader election (several replicas); `None`: always act.
+    pub leader_election: Option<ElectionConfig>,
 }
 
 /// Where executions run.
@@ -96,10 +99,17 @@ pub enum RunError {
     /// A CRD is missing or not established.
     #[error("CRD {0} is not established (install deploy/crds/ first)")]
     CrdMissing(String),
+    /// Leader election could not start.
+    #[error(transparent)]
+    Election(#[from] ElectionError),
+    /// Leadership ended while leading: the process exits so it restarts as a standby.
+    #[error("leadership lost: {0}")]
+    LeadershipLost(Loss),
 }
 
 /// Runs until `shutdown` resolves, then stops reconciling, interrupts running executions and
-/// waits for them.
+/// waits for them. With leader election, waits as a standby until it leads, and returns
+/// [`RunError::LeadershipLost`] when leadership ends (the process restarts as a standby).
 pub async fn run(
     options: Options,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -107,7 +117,8 @@ pub async fn run(
     let client = client(options.kubeconfig.as_deref()).await?;
     let shutdown = shutdown.shared();
     let metrics = Arc::new(Metrics::default());
-    // Ready once the CRDs are established and every controller's cache has synced.
+    // Ready once the CRDs are established and, while leading, every controller's cache has
+    // synced. A standby is ready too: a rollout must not wait for it to lead.
     let ready = Arc::new(Readiness::new(1));
     let listener = tokio::net::TcpListener::bind(options.metrics_addr)
         .await
@@ -122,6 +133,21 @@ pub async fn run(
         shutdown.clone(),
     ));
     crds_established(&client, options.crd_wait).await?;
+    let scopes = scopes(&options);
+    let electing = options.leader_election.is_some();
+    if electing {
+        ready.done(); // the CRD check: a standby is ready
+    }
+    let Some((elector, leading)) = lead(&client, &options, shutdown.clone()).await? else {
+        return Ok(()); // asked to stop while standing by
+    };
+    ready.add(scopes.len()); // leading needs every controller's cache
+    if !electing {
+        ready.done(); // the CRD check
+    }
+    metrics.set_leader(true);
+    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel();
+    let (stop, stopping) = leadership_or(elector, shutdown, lost_tx);
     let (notify, finished) = mpsc::unbounded_channel();
     let (backend, local) = backend(&client, &options, notify).await?;
     let recorder = Recorder::new(
@@ -138,19 +164,93 @@ pub async fn run(
         client.clone(),
         backend.clone(),
         recorder,
-        metrics,
+        metrics.clone(),
         settings,
+        leading,
     ));
     tracing::info!(namespaces = ?options.namespaces, selector = ?options.selector, "operator running");
-    controllers(&client, &options, ctx, finished, ready, shutdown).await;
+    controllers(&client, &options, scopes, ctx, finished, ready, stop).await;
+    metrics.set_leader(false);
     tracing::info!(in_flight = backend.in_flight(), "stopping");
     // In-process executions are interrupted (their locks released); executor Jobs run on
     // and the next leader adopts them.
     if let Some(local) = local {
         local.shutdown().await;
     }
+    // The Lease is released only after everything stopped acting.
+    if let Some(elector) = stopping.await.ok().flatten() {
+        elector.release().await;
+    }
     let _ = tokio::time::timeout(Duration::from_secs(5), http).await;
-    Ok(())
+    match lost_rx.await {
+        Ok(loss) => Err(RunError::LeadershipLost(loss)),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Joins the election and waits to lead, or leads at once without one. `None` when
+/// `shutdown` came first.
+async fn lead<S>(
+    client: &Client,
+    options: &Options,
+    shutdown: Shared<S>,
+) -> Result<Option<(Option<Elector>, Leading)>, RunError>
+where
+    S: std::future::Future<Output = ()> + Send + 'static,
+{
+    let Some(config) = options.leader_election.clone() else {
+        return Ok(Some((None, Leading::always())));
+    };
+    let mut elector = Elector::start(client.clone(), config).await?;
+    let leading = elector.leading();
+    tokio::select! {
+        acquired = elector.acquired() => {
+            if !acquired {
+                return Err(RunError::LeadershipLost(Loss::ElectorStopped));
+            }
+        }
+        () = shutdown => {
+            elector.release().await;
+            return Ok(None);
+        }
+    }
+    Ok(Some((Some(elector), leading)))
+}
+
+/// A stop signal for the controllers: `shutdown`, or the end of leadership (reported on
+/// `lost`), watched by a task of its own. The receiver hands the elector back for release
+/// once everything stopped.
+fn leadership_or<S>(
+    elector: Option<Elector>,
+    shutdown: Shared<S>,
+    lost: tokio::sync::oneshot::Sender<Loss>,
+) -> (
+    Shared<futures::future::BoxFuture<'static, ()>>,
+    tokio::sync::oneshot::Receiver<Option<Elector>>,
+)
+where
+    S: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (hand_back, stopping) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let kept = match elector {
+            None => {
+                shutdown.await;
+                None
+            }
+            Some(mut elector) => tokio::select! {
+                loss = elector.lost() => {
+                    let _ = lost.send(loss);
+                    None // lost, not given up: nothing to release
+                }
+                () = shutdown => Some(elector),
+            },
+        };
+        let _ = stop_tx.send(());
+        let _ = hand_back.send(kept);
+    });
+    (stop_rx.map(|_| ()).boxed().shared(), stopping)
 }
 
 /// One controller for all namespaces, or one per listed namespace. Finished-execution
@@ -158,6 +258,7 @@ pub async fn run(
 async fn controllers<S>(
     client: &Client,
     options: &Options,
+    scopes: Vec<Option<String>>,
     ctx: Arc<Context>,
     mut finished: mpsc::UnboundedReceiver<crate::backend::TemplateRef>,
     ready: Arc<Readiness>,
@@ -169,15 +270,8 @@ async fn controllers<S>(
     if let Some(selector) = &options.selector {
         watch = watch.labels(selector);
     }
-    let scopes: Vec<Option<String>> = if options.namespaces.is_empty() {
-        vec![None]
-    } else {
-        options.namespaces.iter().cloned().map(Some).collect()
-    };
     let mut routes = Vec::new();
     let mut runs = Vec::new();
-    ready.add(scopes.len());
-    ready.done(); // the CRD check
     for scope in scopes {
         let (api, configmaps): (Api<PangeaTemplate>, Api<ConfigMap>) = match &scope {
             Some(ns) => (
@@ -213,6 +307,15 @@ async fn controllers<S>(
         }
     });
     join_all(runs).await;
+}
+
+/// One scope per watched namespace, or one for all.
+fn scopes(options: &Options) -> Vec<Option<String>> {
+    if options.namespaces.is_empty() {
+        vec![None]
+    } else {
+        options.namespaces.iter().cloned().map(Some).collect()
+    }
 }
 
 /// The execution backend `options` ask for; the local one is also returned for shutdown.

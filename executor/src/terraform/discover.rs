@@ -58,9 +58,10 @@ fn search_path(name: &str) -> Option<PathBuf> {
 }
 
 /// The CLI configuration to use: the user's own when `TF_CLI_CONFIG_FILE` names an existing
-/// file, otherwise one generated under `dir` with the filesystem mirror from
-/// `PANGEA_PROVIDER_MIRROR` (the bootstrap discovers it) and a shared plugin cache. Without a
-/// mirror terraform still finds its implied local mirror directories and the registry.
+/// file, otherwise one generated under `dir` with a filesystem mirror (`PANGEA_PROVIDER_MIRROR`,
+/// the one the bootstrap recorded, or one found where the bootstrap looks: see
+/// [`super::mirror`]) and a shared plugin cache. Without a mirror terraform still finds its
+/// implied local mirror directories and the registry.
 pub fn cli_config(dir: &Path) -> Result<PathBuf, DiscoverError> {
     if let Some(own) = std::env::var_os("TF_CLI_CONFIG_FILE")
         .map(PathBuf::from)
@@ -68,10 +69,7 @@ pub fn cli_config(dir: &Path) -> Result<PathBuf, DiscoverError> {
     {
         return Ok(own);
     }
-    let mirror = std::env::var_os("PANGEA_PROVIDER_MIRROR")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
-    write_cli_config(dir, mirror.as_deref())
+    write_cli_config(dir, super::mirror::provider_mirror().as_deref())
 }
 
 /// Content of the CLI configuration: the mirror (when present) for every provider it holds,

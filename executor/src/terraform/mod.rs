@@ -5,6 +5,7 @@
 
 pub mod discover;
 pub mod events;
+pub mod mirror;
 pub mod plugin_cache;
 pub mod process;
 
