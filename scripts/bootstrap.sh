@@ -211,6 +211,8 @@ ensure_debian_packages() {
   command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
   command -v podman >/dev/null 2>&1 || missing+=(podman)
   [[ -f /etc/ssl/certs/ca-certificates.crt ]] || missing+=(ca-certificates)
+  # nix-instantiate parse-checks and evaluates the flake's pure parts (no nixpkgs here).
+  command -v nix-instantiate >/dev/null 2>&1 || missing+=(nix-bin)
   [[ ${#missing[@]} -eq 0 ]] && return 0
   log "installing ${missing[*]} from Debian"
   local sudo=""
@@ -293,13 +295,53 @@ ENV
   log "wrote $CACHE/env"
 }
 
+# ---------- Flux CRDs (Go module proxy) ---------------------------------------------------
+# The controllers' own modules carry their CRDs in config/crd/bases/ (the api/ modules do not):
+# the newest set the Go module proxy serves here, one Flux release line.
+FLUX_CONTROLLERS=(
+  "source-controller@${PANGEA_FLUX_SOURCE_VERSION:-v1.9.6}"
+  "kustomize-controller@${PANGEA_FLUX_KUSTOMIZE_VERSION:-v1.9.6}"
+  "helm-controller@${PANGEA_FLUX_HELM_VERSION:-v1.6.4}"
+)
+FLUX_CRDS="$CACHE/crds/flux"
+
+ensure_flux_crds() {
+  if stamp_ok flux-crds "${FLUX_CONTROLLERS[*]}" && compgen -G "$FLUX_CRDS/*.yaml" >/dev/null; then return 0; fi
+  log "fetching Flux CRDs (${FLUX_CONTROLLERS[*]}) from the Go module proxy"
+  local start=$SECONDS tmp="$FLUX_CRDS.tmp" module dir
+  rm -rf "$tmp" && mkdir -p "$tmp"
+  for module in "${FLUX_CONTROLLERS[@]}"; do
+    dir="$(go mod download -json "github.com/fluxcd/$module" 2>>"$LOGS/flux-crds.log" |
+      sed -n 's/.*"Dir": "\(.*\)",/\1/p')"
+    [[ -n "$dir" ]] || { log "go mod download github.com/fluxcd/$module failed"; tail -5 "$LOGS/flux-crds.log" >&2; exit 1; }
+    # The module cache is read-only; install gives the copies ordinary modes.
+    install -m 0644 "$dir"/config/crd/bases/*.yaml "$tmp/"
+  done
+  rm -rf "$FLUX_CRDS" && mv "$tmp" "$FLUX_CRDS"
+  stamp_set flux-crds "${FLUX_CONTROLLERS[*]}"
+  log "  $(find "$FLUX_CRDS" -name '*.yaml' | wc -l) CRDs in $((SECONDS - start))s"
+}
+
+# Adds (or replaces) one KEY=value line of $CACHE/env after write_env has written it.
+record_env() { # key value
+  sed -i "/^$1=/d" "$CACHE/env"
+  printf '%s=%s\n' "$1" "$2" >>"$CACHE/env"
+}
+
+record_flux_nix_env() {
+  record_env PANGEA_FLUX_CRDS "$FLUX_CRDS"
+  record_env PANGEA_NIX_INSTANTIATE "$(command -v nix-instantiate || true)"
+}
+
 main() {
   local start=$SECONDS
   ensure_debian_packages
   ensure_emulators
   ensure_go_binaries
   ensure_kubectl
+  ensure_flux_crds
   write_env
+  record_flux_nix_env
   log "bootstrap complete in $((SECONDS - start))s (cache: $CACHE)"
 }
 

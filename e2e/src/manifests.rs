@@ -1,6 +1,8 @@
 //! Creating arbitrary YAML manifests (any kind the apiserver knows) in a test namespace, the
 //! way `kubectl create -f` would, so tests can feed user-facing files unchanged.
 
+use std::path::{Path, PathBuf};
+
 use kube::{
     Api, Client,
     api::{DynamicObject, GroupVersionKind, PostParams},
@@ -9,6 +11,16 @@ use kube::{
 use serde::Deserialize;
 
 use crate::{Error, Result};
+
+/// The `.yaml` files directly in `dir`, sorted: the manifests a directory ships.
+pub fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .and_then(|entries| entries.map(|e| e.map(|e| e.path())).collect())
+        .map_err(crate::io_err("reading a manifest directory"))?;
+    files.retain(|p| p.extension().is_some_and(|e| e == "yaml"));
+    files.sort();
+    Ok(files)
+}
 
 /// Splits a multi-document YAML text into objects (empty documents skipped).
 pub fn parse_documents(text: &str) -> Result<Vec<DynamicObject>> {

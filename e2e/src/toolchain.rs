@@ -83,6 +83,16 @@ impl Toolchain {
         existing(Path::new(value))
     }
 
+    /// Flux's CRDs (source, kustomize and helm controllers) fetched by the bootstrap.
+    pub fn flux_crds(&self) -> Result<PathBuf> {
+        self.required("PANGEA_FLUX_CRDS")
+    }
+
+    /// Debian's `nix-instantiate`, which parses and evaluates the flake's pure parts.
+    pub fn nix_instantiate(&self) -> Result<PathBuf> {
+        self.required("PANGEA_NIX_INSTANTIATE")
+    }
+
     /// Directory for one run's scratch files (logs, data dirs), removed with the handle.
     pub fn run_dir(&self, prefix: &str) -> Result<tempfile::TempDir> {
         let runs = self.cache_dir.join("runs");

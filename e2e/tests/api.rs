@@ -12,21 +12,11 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()?;
-    files.retain(|p| p.extension().is_some_and(|e| e == "yaml"));
-    files.sort();
-    Ok(files)
-}
-
 #[tokio::test]
 async fn every_example_is_accepted() -> Result<()> {
     let cp = ControlPlane::start().await?;
     let ns = cp.namespace("examples").await?;
-    let files = yaml_files(&repo_root().join("examples/crs"))?;
+    let files = manifests::yaml_files(&repo_root().join("examples/crs"))?;
     assert!(
         files.len() >= 4,
         "expected the example CRs, found {files:?}"
@@ -59,7 +49,7 @@ async fn every_example_is_accepted() -> Result<()> {
 async fn invalid_specs_are_rejected_with_their_message() -> Result<()> {
     let cp = ControlPlane::start().await?;
     let ns = cp.namespace("invalid").await?;
-    let files = yaml_files(&repo_root().join("e2e/tests/fixtures/invalid"))?;
+    let files = manifests::yaml_files(&repo_root().join("e2e/tests/fixtures/invalid"))?;
     assert!(
         files.len() >= 10,
         "need at least 10 invalid fixtures, found {}",
