@@ -10,6 +10,11 @@ use crate::{
 };
 
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// LocalStack gives its own gateway 15 s to listen and never becomes ready after that (a
+/// cold start on two busy cores can take longer): such a start is retried.
+const LOCALSTACK_GAVE_UP: &str = "gave up waiting for gateway server";
+/// Starts of LocalStack before the harness gives up.
+const LOCALSTACK_ATTEMPTS: usize = 3;
 /// Services the tests use.
 const SERVICES: &[&str] = &["s3", "ec2", "iam", "route53", "sts", "ssm"];
 
@@ -57,16 +62,17 @@ impl AwsEmulator {
     pub fn start_kind(kind: EmulatorKind) -> Result<Self> {
         let tools = Toolchain::load()?;
         let dir = tools.run_dir("aws-")?;
-        let port = free_port()?;
-        let (mut main, probe_path) = match kind {
-            EmulatorKind::LocalStack => (
-                spawn_localstack(&tools, dir.path(), port)?,
-                "/_localstack/health",
-            ),
-            EmulatorKind::Moto => (spawn_moto(&tools, dir.path(), port, "moto")?, "/moto-api/"),
+        let (main, port, ready_after) = match kind {
+            EmulatorKind::LocalStack => start_localstack(&tools, dir.path())?,
+            EmulatorKind::Moto => {
+                let port = free_port()?;
+                let mut moto = spawn_moto(&tools, dir.path(), port, "moto")?;
+                let ready = moto.wait_ready(READY_TIMEOUT, || {
+                    http_status(port, "/moto-api/") == Some(200)
+                })?;
+                (moto, port, ready)
+            }
         };
-        let ready_after =
-            main.wait_ready(READY_TIMEOUT, || http_status(port, probe_path) == Some(200))?;
         tracing::info!(
             ?kind,
             port,
@@ -176,6 +182,46 @@ impl AwsEmulator {
             p.stop();
         }
         self.main.stop();
+    }
+}
+
+/// LocalStack ready on a free port: a start whose runtime gave up on its gateway is stopped
+/// (by PID) and made again on another port, in a directory of its own.
+fn start_localstack(
+    tools: &Toolchain,
+    dir: &std::path::Path,
+) -> Result<(ManagedProcess, u16, Duration)> {
+    let mut attempt = 1;
+    loop {
+        let port = free_port()?;
+        let run = dir.join(format!("attempt-{attempt}"));
+        std::fs::create_dir_all(&run).map_err(crate::io_err("creating a LocalStack dir"))?;
+        let mut process = spawn_localstack(tools, &run, port)?;
+        let log = process.log_path().to_owned();
+        let mut gave_up = false;
+        let ready = process.wait_ready(READY_TIMEOUT, || {
+            gave_up = std::fs::read_to_string(&log).is_ok_and(|t| t.contains(LOCALSTACK_GAVE_UP));
+            gave_up || http_status(port, "/_localstack/health") == Some(200)
+        });
+        match ready {
+            Ok(after) if !gave_up => return Ok((process, port, after)),
+            Ok(_) if attempt < LOCALSTACK_ATTEMPTS => {
+                tracing::warn!(
+                    attempt,
+                    "LocalStack gave up on its gateway; starting it again"
+                );
+                process.stop();
+                attempt += 1;
+            }
+            Ok(_) => {
+                return Err(crate::Error::NotReady {
+                    name: "localstack".into(),
+                    seconds: READY_TIMEOUT.as_secs(),
+                    log_tail: process.log_tail(40),
+                });
+            }
+            Err(error) => return Err(error),
+        }
     }
 }
 
