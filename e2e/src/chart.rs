@@ -53,7 +53,9 @@ pub fn render(tools: &Toolchain, namespace: &str, args: &[&str]) -> Result<Strin
         .arg(chart_dir())
         .args(["--namespace", namespace])
         .args(args);
-    let output = cmd.output().map_err(crate::io_err("running helm template"))?;
+    let output = cmd
+        .output()
+        .map_err(crate::io_err("running helm template"))?;
     if !output.status.success() {
         return Err(Error::Chart(format!(
             "helm template {args:?} failed ({}):\n{}",

@@ -133,8 +133,9 @@ fn the_values_schema_rejects_typos_and_wrong_types() -> Result<()> {
 
 #[test]
 fn every_object_of_the_values_schema_denies_unknown_keys() -> Result<()> {
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(chart_dir().join("values.schema.json"))?)?;
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        chart_dir().join("values.schema.json"),
+    )?)?;
     let mut open = Vec::new();
     walk(&schema, "values", &mut open);
     ensure!(
@@ -186,7 +187,10 @@ async fn every_shipped_manifest_passes_a_real_apiserver() -> Result<()> {
             serde_yaml::from_str(&std::fs::read_to_string(entry?.path())?)?;
         crds.push(crd);
     }
-    ensure!(crds.len() == 2, "expected the ServiceMonitor and PrometheusRule CRDs");
+    ensure!(
+        crds.len() == 2,
+        "expected the ServiceMonitor and PrometheusRule CRDs"
+    );
     cp.install_crds(&crds).await?;
     // A dry run creates nothing, so the namespaces the objects live in must exist.
     for ns in ["pangea-system", "team-a", "team-b", "team-c"] {
@@ -201,7 +205,8 @@ async fn every_shipped_manifest_passes_a_real_apiserver() -> Result<()> {
     let out = dry_run(&tools, &cp, &["-k", manifests.to_str().context("path")?])?;
     ensure!(out.contains("deployment.apps/pangea-operator"), "{out}");
 
-    let rendered = tokio::task::block_in_place(|| chart::render(&tools, "pangea-system", EVERYTHING))?;
+    let rendered =
+        tokio::task::block_in_place(|| chart::render(&tools, "pangea-system", EVERYTHING))?;
     let file = cp.dir().join("chart-everything.yaml");
     std::fs::write(&file, &rendered)?;
     let out = dry_run(&tools, &cp, &["-f", file.to_str().context("path")?])?;
@@ -213,11 +218,20 @@ async fn every_shipped_manifest_passes_a_real_apiserver() -> Result<()> {
         "role.rbac.authorization.k8s.io/pangea-executor",
         "configmap/pangea-operator-dashboard",
     ] {
-        ensure!(out.contains(object), "{object} missing from the dry run:\n{out}");
+        ensure!(
+            out.contains(object),
+            "{object} missing from the dry run:\n{out}"
+        );
     }
     // One executor Role per executor namespace, one operator Role per watched namespace.
     let count = |needle: &str| out.lines().filter(|l| l.starts_with(needle)).count();
-    ensure!(count("role.rbac.authorization.k8s.io/pangea-executor") == 3, "{out}");
-    ensure!(count("role.rbac.authorization.k8s.io/pangea-operator ") == 2, "{out}");
+    ensure!(
+        count("role.rbac.authorization.k8s.io/pangea-executor") == 3,
+        "{out}"
+    );
+    ensure!(
+        count("role.rbac.authorization.k8s.io/pangea-operator ") == 2,
+        "{out}"
+    );
     Ok(())
 }
