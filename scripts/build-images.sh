@@ -104,7 +104,9 @@ put_libraries() { # root binary
   local root="$1" bin="$2" lib
   # Static binaries (terraform, tofu) make ldd fail: they need nothing more.
   ldd "$bin" >/dev/null 2>&1 || return 0
-  for lib in $(ldd "$bin" 2>/dev/null | awk '/=> \//{print $3} /^\s*\/[^ ]+ \(/{print $1}'); do
+  # [[:space:]], not \s: Debian's awk is mawk, which has no \s, and the loader's line
+  # (`/lib64/ld-linux-x86-64.so.2 (0x…)`) would be skipped.
+  for lib in $(ldd "$bin" 2>/dev/null | awk '/=> \//{print $3} /^[[:space:]]*\/[^ ]+ \(/{print $1}'); do
     put "$root" "$lib"
     if [[ -L "$lib" ]]; then put "$root" "$(realpath "$lib")"; fi
   done
