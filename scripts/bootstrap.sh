@@ -2,7 +2,9 @@
 # Installs (idempotently) every tool the tests and the demo need, all under one cache directory:
 #   kube-apiserver, kubelet, kube-controller-manager, kube-scheduler, etcd and a pause binary
 #   built from the Go module proxy, a LocalStack venv (Python 3.13), a moto venv (Python 3.11),
-#   Ruby, containerd, runc, the CNI plugins, podman and the OCI image tools from Debian. It DISCOVERS terraform/tofu and a provider
+#   Ruby, containerd, runc, the CNI plugins, podman and the OCI image tools from Debian, Helm
+#   (Go module proxy) and the prometheus-operator CRDs the chart's optional objects need (from
+#   the same module's examples). It DISCOVERS terraform/tofu and a provider
 #   filesystem mirror and records what it found in "$PANGEA_CACHE_DIR/env".
 # A warm run only checks stamps and finishes in seconds.
 set -euo pipefail
@@ -11,6 +13,8 @@ KUBE_VERSION="${PANGEA_KUBE_VERSION:-v1.36.3}"
 ETCD_VERSION="${PANGEA_ETCD_VERSION:-v3.6.16}"
 LOCALSTACK_VERSION="${PANGEA_LOCALSTACK_VERSION:-2026.3.0}"
 MOTO_VERSION="${PANGEA_MOTO_VERSION:-5.1.22}"
+HELM_VERSION="${PANGEA_HELM_VERSION:-v3.21.4}"
+PROMETHEUS_OPERATOR_VERSION="${PANGEA_PROMETHEUS_OPERATOR_VERSION:-v0.85.0}"
 
 CACHE="${PANGEA_CACHE_DIR:-$HOME/.cache/pangea-operator}"
 BIN="$CACHE/bin"
@@ -157,6 +161,47 @@ ensure_go_binaries() {
   fi
 }
 
+# ---------- Helm and the prometheus-operator CRDs ------------------------------------------
+# Helm's Makefile sets its version and the Kubernetes version `helm template` and `helm lint`
+# assume by ldflags; `go install` alone would report v3.x and Kubernetes v1.20, below the
+# chart's kubeVersion. The assumed version is the one the harness runs.
+ensure_helm() {
+  local minor="${KUBE_VERSION#v1.}" want="$HELM_VERSION kube-${KUBE_VERSION}"
+  minor="${minor%%.*}"
+  if stamp_ok helm "$want" && [[ -x "$BIN/helm" ]]; then return 0; fi
+  log "building helm ${HELM_VERSION} from the Go module proxy"
+  local start=$SECONDS ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}"
+  local var
+  for var in pkg/chartutil pkg/lint/rules; do
+    ldflags+=" -X helm.sh/helm/v3/${var}.k8sVersionMajor=1 -X helm.sh/helm/v3/${var}.k8sVersionMinor=${minor}"
+  done
+  (cd "$CACHE" && GOBIN="$BIN" CGO_ENABLED=0 go install -trimpath -ldflags "$ldflags" \
+    "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}" >"$LOGS/helm-build.log" 2>&1) ||
+    { tail -20 "$LOGS/helm-build.log" >&2; exit 1; }
+  log "  took $((SECONDS - start))s"
+  stamp_set helm "$want"
+}
+
+# ServiceMonitor and PrometheusRule, so tests can dry-run the chart's optional objects against
+# a real apiserver. The module zip carries them under example/prometheus-operator-crd/.
+PROMETHEUS_CRDS="$CACHE/crds/prometheus-operator"
+ensure_prometheus_operator_crds() {
+  local files=(monitoring.coreos.com_servicemonitors.yaml monitoring.coreos.com_prometheusrules.yaml)
+  if stamp_ok prometheus-operator-crds "$PROMETHEUS_OPERATOR_VERSION" &&
+    [[ -f "$PROMETHEUS_CRDS/${files[0]}" && -f "$PROMETHEUS_CRDS/${files[1]}" ]]; then return 0; fi
+  log "fetching the prometheus-operator ${PROMETHEUS_OPERATOR_VERSION} CRDs from the Go module proxy"
+  local dir
+  dir="$(cd "$CACHE" && go mod download -json "github.com/prometheus-operator/prometheus-operator@${PROMETHEUS_OPERATOR_VERSION}" |
+    sed -n 's/.*"Dir": "\(.*\)",/\1/p')"
+  [[ -d "$dir/example/prometheus-operator-crd" ]] || { log "no CRDs in the module (dir: ${dir:-none})"; exit 1; }
+  rm -rf "$PROMETHEUS_CRDS" && mkdir -p "$PROMETHEUS_CRDS"
+  local file
+  for file in "${files[@]}"; do
+    install -m 0644 "$dir/example/prometheus-operator-crd/$file" "$PROMETHEUS_CRDS/$file"
+  done
+  stamp_set prometheus-operator-crds "$PROMETHEUS_OPERATOR_VERSION"
+}
+
 # ---------- Python emulators ---------------------------------------------------------------
 find_python() { # $1 = wanted minor version, e.g. 3.13
   # pyenv shims exist for every installed version but only run the selected ones, so each
@@ -284,6 +329,8 @@ PANGEA_LOCALSTACK_PYTHON=$CACHE/venv/localstack/bin/python
 PANGEA_MOTO_PYTHON=$CACHE/venv/moto/bin/python
 PANGEA_RUBY=$ruby_bin
 PANGEA_KUBECTL=$KUBECTL
+PANGEA_HELM=$BIN/helm
+PANGEA_PROMETHEUS_OPERATOR_CRDS=$PROMETHEUS_CRDS
 PANGEA_TERRAFORM=$tf
 PANGEA_TOFU=$tofu
 PANGEA_PROVIDER_MIRROR=$mirror
@@ -340,6 +387,8 @@ main() {
   ensure_go_binaries
   ensure_kubectl
   ensure_flux_crds
+  ensure_helm
+  ensure_prometheus_operator_crds
   write_env
   record_flux_nix_env
   log "bootstrap complete in $((SECONDS - start))s (cache: $CACHE)"

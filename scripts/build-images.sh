@@ -6,9 +6,11 @@
 #   localhost/pangea-pause:1               the pod sandbox image (the bootstrap's pause binary)
 #   localhost/pangea-executor:<v>-slim     pangea-executor, Ruby + bundled compiler, terraform/tofu
 #   localhost/pangea-executor:<v>-full     slim + the provider filesystem mirror and a terraformrc
+#   localhost/pangea-operator:<v>          pangea-operator for the Job backend (no Ruby, no terraform)
 #
 # Usage: scripts/build-images.sh            (run scripts/bootstrap.sh first)
 #        PANGEA_EXECUTOR_BIN=path ...       use this binary instead of `cargo build --release`
+#        PANGEA_OPERATOR_BIN=path ...       the same for pangea-operator
 # Idempotent: a stamp over every input makes a warm run take about a second.
 #
 # The root filesystem is a closure of this machine's files, not a debootstrap: the Debian
@@ -43,11 +45,21 @@ exec 9>"$OUT/.lock"
 flock 9
 
 # ---------- inputs ---------------------------------------------------------------------------
-executor_binary() {
-  if [[ -n "${PANGEA_EXECUTOR_BIN:-}" ]]; then echo "$PANGEA_EXECUTOR_BIN"; return; fi
-  log "cargo build --release -p pangea-executor"
-  cargo build --release --locked --quiet -p pangea-executor --bin pangea-executor >&2
-  echo "${CARGO_TARGET_DIR:-target}/release/pangea-executor"
+# Sets EXECUTOR_BIN and OPERATOR_BIN: the given binaries, or one `cargo build --release` of
+# those not given (one invocation shares the dependency builds).
+release_binaries() {
+  local packages=()
+  EXECUTOR_BIN="${PANGEA_EXECUTOR_BIN:-}"
+  OPERATOR_BIN="${PANGEA_OPERATOR_BIN:-}"
+  [[ -n "$EXECUTOR_BIN" ]] || packages+=(-p pangea-executor --bin pangea-executor)
+  [[ -n "$OPERATOR_BIN" ]] || packages+=(-p pangea-operator --bin pangea-operator)
+  if ((${#packages[@]})); then
+    log "cargo build --release ${packages[*]}"
+    cargo build --release --locked --quiet "${packages[@]}" >&2
+  fi
+  local target="${CARGO_TARGET_DIR:-target}/release"
+  EXECUTOR_BIN="${EXECUTOR_BIN:-$target/pangea-executor}"
+  OPERATOR_BIN="${OPERATOR_BIN:-$target/pangea-operator}"
 }
 
 # Installed packages reachable from $@ through Depends/Pre-Depends (first installed
@@ -92,7 +104,9 @@ put_libraries() { # root binary
   local root="$1" bin="$2" lib
   # Static binaries (terraform, tofu) make ldd fail: they need nothing more.
   ldd "$bin" >/dev/null 2>&1 || return 0
-  for lib in $(ldd "$bin" 2>/dev/null | awk '/=> \//{print $3} /^\s*\/[^ ]+ \(/{print $1}'); do
+  # [[:space:]], not \s: Debian's awk is mawk, which has no \s, and the loader's line
+  # (`/lib64/ld-linux-x86-64.so.2 (0x…)`) would be skipped.
+  for lib in $(ldd "$bin" 2>/dev/null | awk '/=> \//{print $3} /^[[:space:]]*\/[^ ]+ \(/{print $1}'); do
     put "$root" "$lib"
     if [[ -L "$lib" ]]; then put "$root" "$(realpath "$lib")"; fi
   done
@@ -137,6 +151,16 @@ build_executor_rootfs() { # root executor
     put_libraries "$root" "$tool"
   done
   find "$root" -depth -type d -empty -not -path "$root/tmp" -delete
+}
+
+# The operator with the Job backend runs no Ruby and no terraform (executor pods do): its root
+# filesystem is the binary, its shared libraries and the CA bundle.
+build_operator_rootfs() { # root operator
+  local root="$1" operator="$2"
+  rm -rf "$root" && mkdir -p "$root"
+  write_base_files "$root"
+  install -D -m 0755 "$operator" "$root/usr/bin/pangea-operator"
+  put_libraries "$root" "$operator"
 }
 
 # ---------- images ---------------------------------------------------------------------------
@@ -193,11 +217,28 @@ build_executor() { # executor binary
   export_archive "$layout" "$full" "localhost/pangea-executor:$full"
 }
 
+# HOME and TMPDIR point at /tmp (an emptyDir in the chart's pod) for the read-only root
+# filesystem; --state-dir is the other emptyDir.
+build_operator() { # operator binary
+  local layout="$OUT/pangea-operator" root="$WORK/operator"
+  build_operator_rootfs "$root" "$1"
+  new_image "$layout" "$VERSION"
+  umoci insert --image "$layout:$VERSION" --history.created_by "build-images.sh: operator" "$root" /
+  umoci config --image "$layout:$VERSION" --no-history \
+    --config.user "$USER_ID:$USER_ID" --config.workingdir /tmp \
+    --config.env PATH=/usr/bin:/bin --config.env HOME=/tmp --config.env TMPDIR=/tmp \
+    --config.env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
+    --config.entrypoint /usr/bin/pangea-operator \
+    --config.label "org.opencontainers.image.version=$VERSION"
+  umoci gc --layout "$layout"
+  export_archive "$layout" "$VERSION" "localhost/pangea-operator:$VERSION"
+}
+
 # ---------- stamp ----------------------------------------------------------------------------
-inputs_digest() { # executor binary
+inputs_digest() { # executor binary, operator binary
   {
     cat "$0"
-    sha256sum "$1" "$PANGEA_PAUSE" | cut -d' ' -f1
+    sha256sum "$1" "$2" "$PANGEA_PAUSE" | cut -d' ' -f1
     for tool in "${PANGEA_TERRAFORM:-}" "${PANGEA_TOFU:-}"; do
       if [[ -n "$tool" ]]; then stat -L -c '%n %s %Y' "$tool"; fi
     done
@@ -218,13 +259,16 @@ report_sizes() {
   done
   log "unpacked root filesystem: $(du -sm "$WORK/executor" | cut -f1) MB + provider mirror" \
     "$( [[ -n "${PANGEA_PROVIDER_MIRROR:-}" ]] && du -smL "$PANGEA_PROVIDER_MIRROR" | cut -f1) MB"
+  log "pangea-operator:$VERSION: $(du -k "$OUT/pangea-operator-$VERSION.tar" | cut -f1) KB archive," \
+    "$(du -sk "$WORK/operator" | cut -f1) KB unpacked"
 }
 
 main() {
-  local start=$SECONDS executor digest
-  executor="$(executor_binary)"
-  [[ -x "$executor" ]] || die "pangea-executor binary not found at $executor"
-  digest="$(inputs_digest "$executor")"
+  local start=$SECONDS digest
+  release_binaries
+  [[ -x "$EXECUTOR_BIN" ]] || die "pangea-executor binary not found at $EXECUTOR_BIN"
+  [[ -x "$OPERATOR_BIN" ]] || die "pangea-operator binary not found at $OPERATOR_BIN"
+  digest="$(inputs_digest "$EXECUTOR_BIN" "$OPERATOR_BIN")"
   if [[ -f "$OUT/stamp" && "$(cat "$OUT/stamp")" == "$digest" && -f "$OUT/images.txt" ]]; then
     log "images up to date ($OUT/images.txt)"
     return 0
@@ -233,7 +277,8 @@ main() {
   rm -f "$OUT/stamp"
   {
     build_pause
-    build_executor "$executor"
+    build_executor "$EXECUTOR_BIN"
+    build_operator "$OPERATOR_BIN"
   } >"$OUT/images.txt.tmp"
   mv "$OUT/images.txt.tmp" "$OUT/images.txt"
   printf '%s' "$digest" >"$OUT/stamp"

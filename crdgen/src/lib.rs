@@ -1,5 +1,7 @@
 //! Renders every CRD of [`pangea_api::crds`] as YAML, one file per kind. `main.rs` writes them
-//! into `deploy/crds/`; a test fails when the committed files differ from this output.
+//! into `deploy/crds/` and the Helm chart's `crds/` (Helm installs only from inside the chart,
+//! so the chart carries a copy); a test fails when either committed copy differs from this
+//! output.
 
 use std::path::{Path, PathBuf};
 
@@ -32,5 +34,18 @@ pub fn render() -> Result<Vec<RenderedCrd>, serde_yaml::Error> {
 
 /// `deploy/crds/` of this repository.
 pub fn default_out_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/crds")
+    repo_root().join("deploy/crds")
+}
+
+/// Every directory the CRDs are written to: `deploy/crds/` for `kubectl apply -f` and Flux
+/// users, and the chart's `crds/`, which Helm installs before the chart's templates.
+pub fn default_out_dirs() -> Vec<PathBuf> {
+    vec![
+        default_out_dir(),
+        repo_root().join("deploy/helm/pangea-operator/crds"),
+    ]
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }

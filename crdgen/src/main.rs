@@ -1,4 +1,5 @@
-//! `pangea-crdgen`: writes the CRD YAML of every pangea.io kind into `deploy/crds/`.
+//! `pangea-crdgen`: writes the CRD YAML of every pangea.io kind into `deploy/crds/` and the
+//! Helm chart's `crds/`.
 
 use std::path::PathBuf;
 
@@ -9,18 +10,25 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
-    /// Output directory.
-    #[arg(long, default_value_os_t = pangea_crdgen::default_out_dir())]
-    out: PathBuf,
+    /// Output directory; repeat for several (default: `deploy/crds/` and the chart's `crds/`).
+    #[arg(long)]
+    out: Vec<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
-    let Args { out } = Args::parse();
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    for crd in pangea_crdgen::render()? {
-        let path = out.join(&crd.file_name);
-        std::fs::write(&path, crd.yaml).with_context(|| format!("writing {}", path.display()))?;
-        println!("{}", path.display());
+    let Args { mut out } = Args::parse();
+    if out.is_empty() {
+        out = pangea_crdgen::default_out_dirs();
+    }
+    let rendered = pangea_crdgen::render()?;
+    for dir in out {
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        for crd in &rendered {
+            let path = dir.join(&crd.file_name);
+            std::fs::write(&path, &crd.yaml)
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!("{}", path.display());
+        }
     }
     Ok(())
 }

@@ -102,7 +102,19 @@ impl Images {
             })
             .ok_or_else(|| Error::Images(format!("no executor image ending in {suffix} was built")))
     }
+
+    /// The operator image (`localhost/pangea-operator:<version>`, for the Job backend: no
+    /// Ruby, no terraform), what the Helm chart's `image` values point at on the node.
+    pub fn operator(&self) -> Result<&Image> {
+        self.all
+            .iter()
+            .find(|i| i.reference.starts_with(OPERATOR_REPOSITORY))
+            .ok_or_else(|| Error::Images("no operator image was built".into()))
+    }
 }
+
+/// Repository (with the `:` before the tag) of the operator image.
+const OPERATOR_REPOSITORY: &str = "localhost/pangea-operator:";
 
 /// Cargo gives a test the package's variables (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, ...). The
 /// script's `cargo build --release` would see them too, and build scripts that track them
@@ -155,10 +167,14 @@ mod tests {
             all: parse_list(
                 "localhost/pangea-pause:1 /c/images/pangea-pause-1.tar\n\
                  localhost/pangea-executor:0.1.0-slim /c/images/s.tar\n\
-                 localhost/pangea-executor:0.1.0-full /c/images/f.tar\n",
+                 localhost/pangea-executor:0.1.0-full /c/images/f.tar\n\
+                 localhost/pangea-operator:0.1.0 /c/images/o.tar\n",
             ),
         };
         assert_eq!(images.all[0].reference, PAUSE_IMAGE);
+        let operator = images.operator().unwrap();
+        assert_eq!(operator.reference, "localhost/pangea-operator:0.1.0");
+        assert_eq!(operator.archive, PathBuf::from("/c/images/o.tar"));
         let full = images.executor(ExecutorVariant::Full).unwrap();
         assert_eq!(full.archive, PathBuf::from("/c/images/f.tar"));
         assert!(images.executor(ExecutorVariant::Slim).is_ok());
@@ -177,5 +193,7 @@ mod tests {
         let images = Images { all: Vec::new() };
         let err = images.executor(ExecutorVariant::Full).unwrap_err();
         assert!(err.to_string().contains("-full"), "{err}");
+        let err = images.operator().unwrap_err();
+        assert!(err.to_string().contains("operator"), "{err}");
     }
 }

@@ -7,6 +7,7 @@
 //! (TERM, wait, KILL) when its handle drops — also while a test panics — and has its log
 //! printed when the test fails.
 
+pub mod chart;
 pub mod control_plane;
 pub mod emulator;
 pub mod faults;
@@ -87,6 +88,9 @@ pub enum Error {
     /// Building the client configuration failed.
     #[error("kubeconfig: {0}")]
     Kubeconfig(String),
+    /// Rendering the Helm chart or applying what it rendered failed.
+    #[error("chart: {0}")]
+    Chart(String),
     /// Something a test waited for did not happen in time.
     #[error("timed out: {0}")]
     TimedOut(String),

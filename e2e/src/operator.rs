@@ -14,6 +14,24 @@ use crate::{
     process::{ManagedProcess, free_port, http_status},
 };
 
+/// What an operator process is started with.
+#[derive(Clone, Copy, Debug)]
+pub struct Launch<'a> {
+    /// The `pangea-operator` binary.
+    pub binary: &'a Path,
+    /// Whom it acts as: the admin kubeconfig, or one of the chart's identity
+    /// ([`crate::chart::operator_identity`]).
+    pub kubeconfig: &'a Path,
+    /// The namespace it watches (all when `None`).
+    pub namespace: Option<&'a str>,
+    /// Its `--state-dir` (its log goes there too).
+    pub state_dir: &'a Path,
+    /// Extra command-line flags.
+    pub extra: &'a [&'a str],
+    /// Extra environment variables.
+    pub env: &'a [(String, String)],
+}
+
 /// A running operator.
 pub struct OperatorProcess {
     process: ManagedProcess,
@@ -56,12 +74,33 @@ impl OperatorProcess {
         extra: &[&str],
         env: &[(String, String)],
     ) -> Result<Self> {
+        let launch = Launch {
+            binary,
+            kubeconfig: &cp.kubeconfig,
+            namespace,
+            state_dir,
+            extra,
+            env,
+        };
+        Self::launch(&launch, aws)
+    }
+
+    /// Starts the operator as `launch` says, pointed at `aws`, and waits until it is ready.
+    pub fn launch(launch: &Launch<'_>, aws: &AwsEmulator) -> Result<Self> {
+        let Launch {
+            binary,
+            kubeconfig,
+            namespace,
+            state_dir,
+            extra,
+            env,
+        } = *launch;
         let tools = Toolchain::load()?;
         let metrics_port = free_port()?;
         std::fs::create_dir_all(state_dir).map_err(crate::io_err("creating operator state dir"))?;
         let mut cmd = Command::new(binary);
         cmd.arg("--kubeconfig")
-            .arg(&cp.kubeconfig)
+            .arg(kubeconfig)
             .arg("--metrics-addr")
             .arg(format!("127.0.0.1:{metrics_port}"))
             .arg("--state-dir")

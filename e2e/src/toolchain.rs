@@ -93,6 +93,17 @@ impl Toolchain {
         self.required("PANGEA_NIX_INSTANTIATE")
     }
 
+    /// Helm, built by the bootstrap (`PANGEA_HELM`).
+    pub fn helm(&self) -> Result<PathBuf> {
+        self.required("PANGEA_HELM")
+    }
+
+    /// Directory holding the prometheus-operator CRDs (ServiceMonitor, PrometheusRule) the
+    /// bootstrap fetched, for dry-runs of the chart's optional objects.
+    pub fn prometheus_operator_crds(&self) -> Result<PathBuf> {
+        self.required("PANGEA_PROMETHEUS_OPERATOR_CRDS")
+    }
+
     /// Directory for one run's scratch files (logs, data dirs), removed with the handle.
     pub fn run_dir(&self, prefix: &str) -> Result<tempfile::TempDir> {
         let runs = self.cache_dir.join("runs");
@@ -135,6 +146,25 @@ mod tests {
         assert_eq!(vars.get("A").map(String::as_str), Some("1"));
         assert_eq!(vars.get("B").map(String::as_str), Some("two words"));
         assert_eq!(vars.len(), 2);
+    }
+
+    #[test]
+    fn tools_loaded_on_demand_name_their_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "PANGEA_CACHE_DIR={d}\nPANGEA_KUBE_APISERVER={d}\nPANGEA_ETCD={d}\n\
+             PANGEA_LOCALSTACK_PYTHON={d}\nPANGEA_MOTO_PYTHON={d}\nPANGEA_KUBECTL={d}\n\
+             PANGEA_TF_CLI_CONFIG={d}\nPANGEA_HELM={d}\n",
+            d = dir.path().display()
+        );
+        let tools = Toolchain::from_env_text(&text).unwrap();
+        assert_eq!(tools.helm().unwrap(), dir.path());
+        let err = tools.prometheus_operator_crds().unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("PANGEA_PROMETHEUS_OPERATOR_CRDS missing"),
+            "{err}"
+        );
     }
 
     #[test]

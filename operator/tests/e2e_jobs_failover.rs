@@ -21,6 +21,7 @@ use kube::{
 use pangea_api::PangeaTemplate;
 use pangea_e2e::{
     JobCluster, OperatorProcess,
+    chart::OPERATOR_NAMESPACE,
     job_cluster::{WAIT, execution_id, job_has, job_name},
 };
 
@@ -68,7 +69,7 @@ async fn until_leading(who: &OperatorProcess, what: &str) -> Result<Duration> {
 }
 
 async fn holder(s: &JobCluster) -> Result<Option<String>> {
-    let leases: Api<Lease> = Api::namespaced(s.cp.client(), "default");
+    let leases: Api<Lease> = Api::namespaced(s.cp.client(), OPERATOR_NAMESPACE);
     Ok(leases
         .get_opt(LEASE)
         .await?
@@ -89,8 +90,9 @@ async fn the_standby_takes_over_a_killed_leader_and_adopts_its_running_job() -> 
     let binary = Path::new(env!("CARGO_BIN_EXE_pangea-operator"));
     let flags = [
         "--leader-elect",
+        // The release namespace, where the chart's RBAC lets the operator keep its Lease.
         "--leader-election-namespace",
-        "default",
+        OPERATOR_NAMESPACE,
         "--leader-lease-seconds",
         LEASE_SECONDS,
     ];

@@ -185,6 +185,11 @@ impl Node {
         Ok(self.images.executor(variant)?.reference.clone())
     }
 
+    /// The reference of the operator image imported into this node.
+    pub fn operator_image(&self) -> Result<String> {
+        Ok(self.images.operator()?.reference.clone())
+    }
+
     async fn wait_ready(&mut self, plane: &ControlPlane) -> Result<()> {
         let nodes: Api<NodeObject> = Api::all(plane.client());
         let start = Instant::now();
