@@ -21,6 +21,7 @@ pub mod operator;
 pub mod pki;
 pub mod podman;
 pub mod process;
+pub mod release;
 pub mod sockets;
 pub mod toolchain;
 

@@ -1,7 +1,7 @@
 //! The demo behind `scripts/demo.sh`: a real control plane with a node, LocalStack, the
-//! operator with the Job execution backend (every execution a Job running the executor
-//! image), the templates in `examples/demo/`, then drift made out of band — and what a
-//! person sees: `kubectl get pangeatemplates` going Drifted (with severity) and back to
+//! operator installed with `helm install` of the chart (a pod of its Deployment, leader
+//! elected, every execution a Job running the executor image), the templates in
+//! `examples/demo/`, then drift made out of band — and what a person sees: `kubectl get pangeatemplates` going Drifted (with severity) and back to
 //! Ready, the executor Jobs that did it, and the Events. `--once` exits 0 after one full
 //! cycle; otherwise it keeps running until Ctrl-C.
 
@@ -13,7 +13,10 @@ use std::{
 use anyhow::{Context, Result, bail};
 use kube::Api;
 use pangea_api::{PangeaTemplate, common::condition};
-use pangea_e2e::{AwsEmulator, ControlPlane, OperatorProcess, Toolchain, manifests};
+use pangea_e2e::{
+    AwsEmulator, ControlPlane, Toolchain, chart::OPERATOR_NAMESPACE, manifests, operator::metric,
+    process::http_get, release,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -27,21 +30,25 @@ async fn main() -> Result<()> {
     let cp = ControlPlane::start_with_node().await?;
     let aws = AwsEmulator::start()?;
     let ns = cp.namespace("demo").await?;
-    let state = tempfile::tempdir()?;
-    let operator = OperatorProcess::start_with_jobs(
-        &OperatorProcess::default_binary(),
-        &cp,
-        &aws,
-        &ns.name,
-        state.path(),
-        &[],
-        &[],
-    )
-    .await
-    .context("starting pangea-operator (build it first: cargo build -p pangea-operator)")?;
     say(&format!(
-        "operator running with the Job execution backend; metrics on http://127.0.0.1:{}/metrics",
-        operator.metrics_port
+        "helm install pangea-operator deploy/helm/pangea-operator -n {OPERATOR_NAMESPACE} (operator and executor images imported into the node)"
+    ));
+    let install_started = Instant::now();
+    let installed = release::install(&cp, &aws, &ns.name)
+        .await
+        .context("installing the chart (images: scripts/build-images.sh)")?;
+    kubectl(&cp, &["get", "deploy,pods,lease", "-n", OPERATOR_NAMESPACE]);
+    let metrics = http_get(installed.metrics_port, "/metrics").unwrap_or_default();
+    say(&format!(
+        "the operator pod is Ready and {} (pangea_leader {}); values: {}; metrics on http://127.0.0.1:{}/metrics",
+        if metric(&metrics, "pangea_leader") >= 1.0 {
+            "leads"
+        } else {
+            "stands by"
+        },
+        metric(&metrics, "pangea_leader"),
+        installed.values.display(),
+        installed.metrics_port
     ));
     for file in ["web.yaml", "audit.yaml"] {
         let text = std::fs::read_to_string(examples().join(file))?;
@@ -55,6 +62,10 @@ async fn main() -> Result<()> {
         is(t, condition::READY, "True") && t.iter().all(checked)
     })
     .await?;
+    say(&format!(
+        "both templates Ready {:.0}s after helm install",
+        install_started.elapsed().as_secs_f64()
+    ));
 
     jobs(&cp, &ns.name);
     say(
@@ -105,7 +116,6 @@ async fn main() -> Result<()> {
         ns.name
     ));
     tokio::signal::ctrl_c().await?;
-    drop(operator);
     Ok(())
 }
 
